@@ -1,0 +1,73 @@
+"""Iranian mobile numbers: normalisation to E.164 and the provider formats.
+
+Pure functions, no I/O. Every Iranian mobile number is ``+98 9XX XXX XXXX``; the operators
+keep allocating new ``09xx`` prefixes (0900-0905, 0941, 099x ...), and validators that
+check a prefix table have broken each time (persian-tools#280, 0902/0903, 0905). So the
+rule here is structural: ten digits starting with 9 after the country code. What
+users actually type is the hard part: Persian (U+06F0..) and Arabic-Indic (U+0660..)
+digits, spaces, dashes, brackets, and the invisible direction marks that come with text
+pasted from a right-to-left editor.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .exceptions import InvalidRecipientError
+
+__all__ = ["normalize_msisdn", "to_local", "to_national"]
+
+# Persian and Arabic-Indic digits to ASCII.
+_DIGITS = {ord(c): str(i) for i, c in enumerate("۰۱۲۳۴۵۶۷۸۹")} | {
+    ord(c): str(i) for i, c in enumerate("٠١٢٣٤٥٦٧٨٩")
+}
+# Separators people type inside numbers, and invisible marks that come with pasted
+# right-to-left text (ZWNJ, ZWJ, LRM, RLM, the bidi embeddings and isolates, BOM).
+_SEPARATORS = " \t\u00a0\u202f\u2009-\u2010\u2011\u2012\u2013\u2014()"
+_INVISIBLE = "\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"
+_DROP = {ord(c): None for c in _SEPARATORS + _INVISIBLE}
+_TABLE = _DIGITS | _DROP
+
+# After cleaning: an optional international prefix (+98, 0098, 98) or a trunk 0, then the
+# ten-digit subscriber number starting with 9.
+_MOBILE = re.compile(r"(?:\+98|0098|98|0)?(9[0-9]{9})")
+
+_MAX_INPUT = 64  # longer input is not a phone number; refuse before doing any work
+
+
+def normalize_msisdn(value: str) -> str:
+    """Return an Iranian mobile number in E.164 form (``+989121234567``).
+
+    Accepts Persian and Arabic-Indic digits, spaces, dashes, brackets and invisible
+    direction marks, in the forms ``09…``, ``9…``, ``989…``, ``+989…`` and ``00989…``.
+
+    Args:
+        value: The number as the user typed it.
+
+    Returns:
+        ``"+98"`` followed by the ten-digit subscriber number.
+
+    Raises:
+        InvalidRecipientError: For anything else (also a ``ValueError``), before any I/O.
+    """
+    if not isinstance(value, str):
+        raise InvalidRecipientError(
+            f"a phone number must be a str, not {type(value).__name__}", value=value
+        )
+    if len(value) > _MAX_INPUT:
+        raise InvalidRecipientError("not an Iranian mobile number (too long)", value=value[:20])
+    cleaned = value.translate(_TABLE)
+    match = _MOBILE.fullmatch(cleaned)
+    if match is None:
+        raise InvalidRecipientError(f"not an Iranian mobile number: {value!r}", value=value)
+    return "+98" + match.group(1)
+
+
+def to_national(msisdn: str) -> str:
+    """Return the twelve-digit ``98…`` form (what Negin sends and echoes) of a number."""
+    return normalize_msisdn(msisdn)[1:]
+
+
+def to_local(msisdn: str) -> str:
+    """Return the eleven-digit ``09…`` form of a number."""
+    return "0" + normalize_msisdn(msisdn)[3:]

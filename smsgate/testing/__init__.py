@@ -1,0 +1,26 @@
+"""Test kit for smsgate and for users' own tests.
+
+* :class:`FakeProvider`: an ASGI app speaking both wire protocols (ippanel op-style and
+  Negin 3300 REST), stateful, with a server-side ledger and scriptable faults. Mount it
+  in-process with ``httpx.ASGITransport(app=fake)`` or serve it with :func:`serve_loopback`.
+* respx routers for unit tests (``ippanel_router()``, ``negin_router()``), plugged in with
+  ``httpx.MockTransport(router.async_handler)``: no global patching.
+
+Needs the ``testing`` extra (starlette, uvicorn, respx); ``import smsgate`` never imports it.
+"""
+
+from __future__ import annotations
+
+from ._core import FakeClock, FakeCore, Faults, LedgerEntry
+from ._fake import FakeProvider
+from ._server import LoopbackServer, serve_loopback
+
+__all__ = [
+    "FakeClock",
+    "FakeCore",
+    "FakeProvider",
+    "Faults",
+    "LedgerEntry",
+    "LoopbackServer",
+    "serve_loopback",
+]

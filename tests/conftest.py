@@ -1,0 +1,34 @@
+"""Shared fixtures.
+
+Async tests are either ``@pytest.mark.asyncio`` (pytest-asyncio, strict mode: how users run
+smsgate inside asyncio services) or ``@pytest.mark.anyio`` (anyio's plugin, parametrized
+over asyncio and trio by the ``anyio_backend`` fixture below). The gateway contract suite
+uses the latter so it runs under trio too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from smsgate.testing import FakeProvider, LoopbackServer, serve_loopback
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Run ``@pytest.mark.anyio`` tests under asyncio and under trio."""
+    return str(request.param)
+
+
+@pytest.fixture
+def fake() -> FakeProvider:
+    """A fresh fake provider (both protocols) with default credentials."""
+    return FakeProvider()
+
+
+@pytest.fixture
+def loopback_fake(fake: FakeProvider) -> Iterator[tuple[FakeProvider, LoopbackServer]]:
+    """The ``fake`` fixture served by uvicorn on 127.0.0.1 (a real HTTP server)."""
+    with serve_loopback(fake) as server:
+        yield fake, server
