@@ -7,7 +7,7 @@ through named constructors in the backends, never ``Model(**payload)``.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
@@ -66,6 +66,10 @@ def _frozen_mapping(value: Mapping[str, str]) -> Mapping[str, str]:
     return MappingProxyType(dict(value))
 
 
+def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 @attrs.frozen(kw_only=True)
 class SendReceipt:
     """What a provider said when it accepted a send.
@@ -85,7 +89,7 @@ class SendReceipt:
     message_id: str
     message_ids: Mapping[str, str] = attrs.field(converter=_frozen_mapping)
     provider: str
-    recipients: tuple[str, ...] = attrs.field(converter=tuple)
+    recipients: tuple[str, ...] = attrs.field(converter=_str_tuple)
     sender: str | None = None
     raw: Any = attrs.field(default=None, eq=False, repr=False)
 

@@ -3,12 +3,12 @@
 Branches are chosen by what the caller can do next::
 
     SmsGateError
-    ├── InvalidRecipientError (ValueError)   a number failed local validation; nothing was sent
-    │   └── RecipientRejectedError           ...or the provider rejected the number (also ProviderError)
-    ├── InvalidMessageError (ValueError)     empty text, bad pattern values...; nothing was sent
-    │   └── MessageRejectedError             ...or the provider rejected the text (also ProviderError)
+    ├── InvalidRecipientError (ValueError)   a number failed local validation
+    │   └── RecipientRejectedError           ...or the provider rejected it (also ProviderError)
+    ├── InvalidMessageError (ValueError)     empty text, bad pattern values...
+    │   └── MessageRejectedError             ...or the provider rejected it (also ProviderError)
     ├── ConfigurationError (ValueError)      bad settings, found at construction
-    ├── ProviderError                        the provider answered and refused (.provider .code .detail)
+    ├── ProviderError                        the provider answered and refused (.code .detail)
     │   ├── AuthenticationError                  wrong user name / password
     │   ├── AccountRestrictedError               account inactive, expired, limited, KYC missing
     │   ├── InsufficientCreditError
@@ -124,7 +124,7 @@ class InvalidRecipientError(SmsGateError, ValueError):
 
 
 class InvalidMessageError(SmsGateError, ValueError):
-    """The message itself is unusable (empty text, unknown pattern variable...); nothing was sent."""
+    """The message is unusable (empty text, unknown pattern variable...); nothing was sent."""
 
 
 class ConfigurationError(SmsGateError, ValueError):

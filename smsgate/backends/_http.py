@@ -320,7 +320,9 @@ class HttpGateway:
     def _excerpt(self, answer: HttpAnswer) -> str:
         return self._scrub(answer.text()[:EXCERPT_CHARS])
 
-    def _protocol_error(self, message: str, answer: HttpAnswer, *, idempotent: bool = False) -> ProtocolError:
+    def _protocol_error(
+        self, message: str, answer: HttpAnswer, *, idempotent: bool = False
+    ) -> ProtocolError:
         """A ``ProtocolError`` for an answer this backend could not read."""
         return ProtocolError(
             self._scrub(message),

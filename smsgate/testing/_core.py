@@ -21,6 +21,16 @@ from ..exceptions import InvalidRecipientError
 __all__ = ["FakeClock", "FakeCore", "Faults", "LedgerEntry"]
 
 
+def _e164_set(values: Iterable[str]) -> set[str]:
+    result: set[str] = set()
+    for value in values:
+        try:
+            result.add(normalize_msisdn(value))
+        except InvalidRecipientError:
+            raise ValueError(f"opted_out holds an invalid number: {value!r}") from None
+    return result
+
+
 @attrs.define
 class FakeClock:
     """A clock tests move by hand: ``clock.advance(5)``. Call it to read the time."""
@@ -87,7 +97,7 @@ class FakeCore:
     password: str = attrs.field(default="secret-pass", repr=False)
     credit: Decimal = Decimal("1000000000")  # Rial
     price_per_part: Decimal = Decimal("1000")  # Rial per SMS part and recipient
-    opted_out: set[str] = attrs.field(factory=set, converter=lambda v: set(_e164s(v)))
+    opted_out: set[str] = attrs.field(factory=set, converter=_e164_set)
     clock: Callable[[], float] = time.monotonic
     faults: Faults = attrs.Factory(Faults)
     seed: int = 0
@@ -145,11 +155,3 @@ class FakeCore:
         """Every ledger recipient, in order, with repeats."""
         with self._lock:
             return [e.recipient for e in self.ledger]
-
-
-def _e164s(values: Iterable[str]) -> Iterable[str]:
-    for value in values:
-        try:
-            yield normalize_msisdn(value)
-        except InvalidRecipientError:
-            raise ValueError(f"opted_out holds an invalid number: {value!r}") from None

@@ -77,7 +77,7 @@ class FakeProvider:
         )
         self.ippanel = IppanelFake(self.core)
         self.negin = NeginFake(self.core)
-        self._app = Starlette(routes=[*self.ippanel.routes(), *self.negin.routes()])
+        self._app: Any = Starlette(routes=[*self.ippanel.routes(), *self.negin.routes()])
 
     # -- conveniences for tests --------------------------------------------------------
 
@@ -124,7 +124,7 @@ class FakeProvider:
         # Process the request for real (the send lands in the ledger), then misbehave.
         captured: list[dict[str, Any]] = []
 
-        async def capture(message: dict[str, Any]) -> None:
+        async def capture(message: Any) -> None:
             captured.append(message)
 
         await self._app(scope, receive, capture)

@@ -65,8 +65,6 @@ def serve_loopback(
     options.update(uvicorn_options)
     config = uvicorn.Config(app, **options)
     server = uvicorn.Server(config)
-    # Signal handlers can only be installed in the main thread; the thread must not try.
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="smsgate-loopback", daemon=True
     )

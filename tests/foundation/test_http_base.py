@@ -1,0 +1,245 @@
+"""HttpGateway: the one place httpx errors become smsgate errors, and the client lifecycle."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+import smsgate
+from smsgate.backends._http import HttpGateway, Scrubber, parse_retry_after
+
+PASSWORD = "p@ss w/rd+ÿ"
+
+pytestmark = pytest.mark.anyio
+
+
+class Probe(HttpGateway):
+    name = "probe"
+
+    async def call(self, *, idempotent: bool = False) -> Any:
+        answer = await self._request("POST", "/x", data={"pass": PASSWORD}, idempotent=idempotent)
+        return self._json(answer, idempotent=idempotent)
+
+
+def probe(handler: Callable[[httpx.Request], httpx.Response], **kwargs: Any) -> Probe:
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    return Probe(
+        base_url="https://provider.example", http_client=client, secrets=[PASSWORD], **kwargs
+    )
+
+
+def _answer(text: str) -> Callable[[httpx.Request], httpx.Response]:
+    return lambda request: httpx.Response(200, text=text)
+
+
+def raising(exc: Exception) -> Callable[[httpx.Request], httpx.Response]:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise exc
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected", "maybe_sent"),
+    [
+        (httpx.ConnectError("refused"), smsgate.NotSentError, False),
+        (httpx.ConnectTimeout("slow"), smsgate.NotSentError, False),
+        (httpx.PoolTimeout("pool"), smsgate.NotSentError, False),
+        (httpx.ReadTimeout("read"), smsgate.OutcomeUnknownError, True),
+        (httpx.WriteTimeout("write"), smsgate.OutcomeUnknownError, True),
+        (httpx.ReadError("reset"), smsgate.OutcomeUnknownError, True),
+        (httpx.RemoteProtocolError("closed"), smsgate.OutcomeUnknownError, True),
+        (httpx.DecodingError("gzip"), smsgate.ProtocolError, True),
+        (ConnectionRefusedError(), smsgate.NotSentError, False),
+        (ConnectionResetError(), smsgate.OutcomeUnknownError, True),
+    ],
+)
+async def test_transport_errors_are_mapped(
+    exc: Exception, expected: type[smsgate.SmsGateError], maybe_sent: bool
+) -> None:
+    """Before the body left: NotSentError; after: OutcomeUnknownError; never an httpx error."""
+    gw = probe(raising(exc))
+    with pytest.raises(expected) as info:
+        await gw.call()
+    assert info.value.maybe_sent is maybe_sent
+    assert not isinstance(info.value, httpx.HTTPError)
+
+
+async def test_idempotent_timeouts_are_retryable() -> None:
+    """A timed-out query (credit, delivery) is retryable and was not 'maybe sent'."""
+    gw = probe(raising(httpx.ReadTimeout("read")))
+    with pytest.raises(smsgate.OutcomeUnknownError) as info:
+        await gw.call(idempotent=True)
+    assert info.value.retryable and not info.value.maybe_sent
+
+
+@pytest.mark.parametrize(
+    ("status", "maybe_sent"), [(500, True), (502, True), (503, False), (504, True)]
+)
+async def test_5xx(status: int, maybe_sent: bool) -> None:
+    """HTTP 5xx is ProviderUnavailableError; only 503 says the send was surely not processed."""
+    gw = probe(lambda r: httpx.Response(status, text="down"))
+    with pytest.raises(smsgate.ProviderUnavailableError) as info:
+        await gw.call()
+    assert info.value.maybe_sent is maybe_sent
+    assert info.value.fallback_ok is not maybe_sent
+    assert info.value.code == f"HTTP {status}"
+
+
+async def test_429_retry_after() -> None:
+    """HTTP 429 is RateLimitedError carrying Retry-After in seconds."""
+    gw = probe(lambda r: httpx.Response(429, headers={"Retry-After": "7"}))
+    with pytest.raises(smsgate.RateLimitedError) as info:
+        await gw.call()
+    assert info.value.retry_after == 7.0
+
+
+async def test_404_is_protocol_error_not_sent() -> None:
+    """A wrong path answers 404: ProtocolError, and nothing was sent."""
+    gw = probe(lambda r: httpx.Response(404, text="Not Found"))
+    with pytest.raises(smsgate.ProtocolError) as info:
+        await gw.call()
+    assert info.value.status_code == 404 and not info.value.maybe_sent
+
+
+async def test_redirect_not_followed() -> None:
+    """Credentialed requests never follow redirects."""
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(302, headers={"Location": "https://evil.example/steal"})
+
+    gw = probe(handler)
+    with pytest.raises(smsgate.ProtocolError):
+        await gw.call()
+    assert seen == ["https://provider.example/x"]
+
+
+async def test_json_with_bom_and_html() -> None:
+    """JSON is read whatever the content type, BOM included; HTML is a ProtocolError."""
+    gw = probe(
+        lambda r: httpx.Response(
+            200, content=b'\xef\xbb\xbf[0, "1"]', headers={"content-type": "text/html"}
+        )
+    )
+    assert await gw.call() == [0, "1"]
+    html = probe(lambda r: httpx.Response(200, text="<html>busy</html>"))
+    with pytest.raises(smsgate.ProtocolError) as info:
+        await html.call()
+    assert info.value.excerpt == "<html>busy</html>"
+
+
+async def test_excerpt_is_scrubbed() -> None:
+    """An answer that echoes the password never shows it in the error."""
+    encoded = httpx.URL("https://x", params={"p": PASSWORD}).query.decode()
+    for echoed in (PASSWORD, encoded, json.dumps(PASSWORD)):
+        gw = probe(_answer(f"error for pass={echoed}"))
+        with pytest.raises(smsgate.ProtocolError) as info:
+            await gw.call()
+        assert PASSWORD not in str(info.value) and PASSWORD not in repr(info.value)
+        assert "***" in info.value.excerpt
+
+
+async def test_huge_answer_refused() -> None:
+    """An answer over the size cap is a ProtocolError, not a memory problem."""
+    body = b"[" + b"0," * (3 * 1024 * 1024) + b"0]"
+    gw = probe(lambda r: httpx.Response(200, content=body))
+    with pytest.raises(smsgate.ProtocolError, match="larger than"):
+        await gw.call()
+
+
+async def test_user_agent_and_form() -> None:
+    """Requests carry our User-Agent and a form body."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=[0, "ok"])
+
+    await probe(handler).call()
+    assert seen[0].headers["user-agent"] == f"smsgate/{smsgate.__version__}"
+    assert seen[0].headers["content-type"] == "application/x-www-form-urlencoded"
+
+
+async def test_lifecycle_borrowed_client() -> None:
+    """A borrowed client is never closed; the gateway refuses use after aclose."""
+    client = httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda r: httpx.Response(200, json=[0, 1]))
+    )
+    gw = Probe(base_url="https://provider.example", http_client=client)
+    async with gw:
+        assert await gw.call() == [0, 1]
+    assert gw.is_closed and not client.is_closed
+    await gw.aclose()  # idempotent
+    with pytest.raises(RuntimeError, match="closed"):
+        await gw.call()
+    with pytest.raises(RuntimeError, match="closed"):
+        async with gw:
+            pass
+    await client.aclose()
+
+
+async def test_own_client_is_closed_even_when_cancelled() -> None:
+    """Our own client is created lazily and closed under a shielded scope."""
+    gw = Probe(base_url="https://provider.example")
+    async with gw:
+        client = gw._client
+        assert client is not None
+    assert client.is_closed
+    gw2 = Probe(base_url="https://provider.example")
+    await gw2.__aenter__()
+    client2 = gw2._client
+    assert client2 is not None
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await gw2.aclose()
+    assert client2.is_closed
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://x",
+        "not a url",
+        "https://user:pw@host",
+        "https://host/?pass=1",
+        "http://provider.example",
+    ],
+)
+def test_bad_base_urls(url: str) -> None:
+    """Unusable or unsafe base URLs are refused at construction."""
+    with pytest.raises(smsgate.ConfigurationError):
+        Probe(base_url=url)
+
+
+def test_http_allowed_on_loopback_or_explicitly() -> None:
+    """Plain http is fine on loopback, and elsewhere only when asked for."""
+    assert Probe(base_url="http://127.0.0.1:8000/").base_url == "http://127.0.0.1:8000"
+    assert Probe(base_url="http://localhost:1").base_url == "http://localhost:1"
+    assert (
+        Probe(base_url="http://panel.example", allow_insecure_http=True).base_url
+        == "http://panel.example"
+    )
+
+
+def test_scrubber_encodings() -> None:
+    """The scrubber removes raw, URL-encoded and JSON-escaped forms."""
+    scrub = Scrubber.of([PASSWORD, None, ""])
+    text = f"a={PASSWORD}&b={httpx.URL('https://x', params={'p': PASSWORD}).query.decode()}"
+    assert PASSWORD not in scrub(text)
+    assert "p@ss" not in scrub(json.dumps({"p": PASSWORD}))
+
+
+def test_retry_after_parsing() -> None:
+    """Retry-After as seconds or an HTTP date, capped, junk ignored."""
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after("100000") == 300.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0

@@ -1,0 +1,102 @@
+"""The layering of STYLE.md §2a, enforced by reading imports with ast."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "smsgate"
+
+# module prefix -> smsgate modules it must never import
+FORBIDDEN: dict[str, tuple[str, ...]] = {
+    "smsgate.exceptions": ("smsgate.",),
+    "smsgate._phone": (
+        "smsgate._models",
+        "smsgate.backends",
+        "smsgate.dispatch",
+        "smsgate.testing",
+    ),
+    "smsgate._segments": ("smsgate.backends", "smsgate.dispatch", "smsgate.testing"),
+    "smsgate._models": (
+        "smsgate.backends",
+        "smsgate.dispatch",
+        "smsgate.testing",
+        "smsgate.webhooks",
+    ),
+    "smsgate._gateway": ("smsgate.backends", "smsgate.dispatch", "smsgate.testing"),
+    "smsgate.backends": (
+        "smsgate.dispatch",
+        "smsgate.testing",
+        "smsgate.webhooks",
+        "smsgate.fastapi",
+        "smsgate._cli",
+    ),
+    "smsgate.dispatch": (
+        "smsgate.backends",
+        "smsgate.testing",
+        "smsgate.webhooks",
+        "smsgate.fastapi",
+        "smsgate._cli",
+    ),
+    "smsgate.webhooks": ("smsgate.backends", "smsgate.dispatch", "smsgate.testing", "smsgate._cli"),
+}
+NEVER_INSIDE_PACKAGE = ("asyncio",)
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    module = _module_name(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join([*base, node.module] if node.module else base)
+            else:
+                target = node.module or ""
+            found.add(target)
+            found.update(f"{target}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_layering() -> None:
+    """No module imports a layer above it (imports inside functions count too)."""
+    problems = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = _module_name(path)
+        imports = _imports(path)
+        for prefix, banned in FORBIDDEN.items():
+            if module == prefix or module.startswith(prefix + "."):
+                problems += [
+                    f"{module} imports {name}"
+                    for name in sorted(imports)
+                    if any(
+                        name == b.rstrip(".")
+                        or name.startswith(b if b.endswith(".") else b + ".")
+                        or name == b
+                        for b in banned
+                    )
+                ]
+    assert problems == []
+
+
+def test_no_asyncio_in_package() -> None:
+    """smsgate is anyio-only: asyncio is never imported by the package (trio must work)."""
+    offenders = [
+        _module_name(p)
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if any(name.split(".")[0] in NEVER_INSIDE_PACKAGE for name in _imports(p))
+    ]
+    assert offenders == []
