@@ -7,14 +7,18 @@
   protocols, server-side ledger), wrapped with a ``/_bench/stats`` route.
 
 Both count on the server side: ``GET /_bench/stats`` answers the requests and recipients
-seen so far, so that no client bug can inflate a rate. Fixed latency comes from the
-``SMSGATE_BENCH_LATENCY`` environment variable (seconds), read when the app is built.
+seen so far, so that no client bug can inflate a rate; the fake also answers
+``GET /_bench/arrivals`` (the server-clock arrival times since the last call). Fixed
+latency comes from the ``SMSGATE_BENCH_LATENCY`` environment variable (seconds), read
+when the app is built.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import os
+import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
@@ -25,6 +29,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 STATS_PATH = "/_bench/stats"
+ARRIVALS_PATH = "/_bench/arrivals"
 
 
 def _latency() -> float:
@@ -62,7 +67,7 @@ def minimal_app() -> App:
         recipient is one comma in the ``to`` field plus one (no JSON parsing: it is cheap
         on purpose, so that the server is not what is measured).
     """
-    import asyncio  # noqa: TID251 - this app runs under granian's asyncio loop, not in smsgate
+    import asyncio  # this app runs under granian's asyncio loop, never inside smsgate
 
     latency = _latency()
     counts = {"requests": 0, "recipients": 0}
@@ -100,12 +105,20 @@ def fake_app() -> App:
         faults=Faults(latency=_latency()),
     )
     core = fake.core
+    # Arrival times (server clock) of the latest provider requests, for the limiter row.
+    arrivals: collections.deque[float] = collections.deque(maxlen=200_000)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == STATS_PATH:
             stats = {"requests": core.requests, "recipients": len(core.ledger)}
             await _answer(send, json.dumps(stats).encode())
             return
+        if scope["type"] == "http" and scope["path"] == ARRIVALS_PATH:
+            times = list(arrivals)
+            arrivals.clear()
+            await _answer(send, json.dumps(times).encode())
+            return
+        arrivals.append(time.monotonic())
         await fake(scope, receive, send)
 
     return app

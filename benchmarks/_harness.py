@@ -46,6 +46,12 @@ class Server:
             data: dict[str, int] = json.loads(answer.read())
         return data
 
+    def arrivals(self) -> list[float]:
+        """Arrival times (server clock, seconds) of requests since the last call (fake only)."""
+        with urllib.request.urlopen(self.url + "/_bench/arrivals", timeout=30) as answer:  # noqa: S310 - loopback
+            data: list[float] = json.loads(answer.read())
+        return data
+
     def pid(self) -> int:
         """The server process id."""
         return self.process.pid
@@ -83,7 +89,7 @@ def serve(app: str, *, latency: float = 0.0, startup_timeout: float = 20.0) -> I
         "--factory",
         f"benchmarks._apps:{app}",
     ]
-    process = subprocess.Popen(command, env=env, cwd=ROOT)  # noqa: S603 - fixed argv
+    process = subprocess.Popen(command, env=env, cwd=ROOT)
     server = Server(process, port)
     try:
         deadline = time.monotonic() + startup_timeout

@@ -12,7 +12,7 @@ Candidates that are not installed are reported as such and skipped.
 from __future__ import annotations
 
 import argparse
-import asyncio  # noqa: TID251 - the raw asyncio baselines are the point of this script
+import asyncio  # the raw asyncio baselines are the point of this script
 import importlib.util
 import json
 import time
@@ -92,9 +92,32 @@ def _pyreqwest(limits: Any) -> Any:
 
 
 def _smsgate(limits: Any) -> Any:
-    from smsgate.backends._http import _default_transport
+    from smsgate.backends._aiohttp import AiohttpTransport
 
-    return _default_transport(limits)
+    return AiohttpTransport(limits=limits)
+
+
+async def _run_smsgate_http(url: str, n: int, concurrency: int) -> None:
+    """smsgate's HTTP layer as a backend uses it (default transport, error mapping)."""
+    import anyio
+
+    from smsgate.backends._http import HttpGateway
+
+    base, path = url.rsplit("/", 1)
+    async with HttpGateway(base_url=base, max_connections=64) as gateway:
+        left = n
+
+        async def worker() -> None:
+            nonlocal left
+            while left > 0:
+                left -= 1
+                await gateway._request("POST", "/" + path, data=FORM)
+
+        for total in (concurrency, n):
+            left = total
+            async with anyio.create_task_group() as group:
+                for _ in range(concurrency):
+                    group.start_soon(worker)
 
 
 async def _run_httpx2(url: str, n: int, concurrency: int) -> None:
@@ -136,6 +159,12 @@ def _trio_httpx(url: str, n: int, concurrency: int) -> None:
     trio.run(main)
 
 
+def _run_trio(run: Callable[[str, int, int], Awaitable[None]], *args: Any) -> None:
+    import anyio
+
+    anyio.run(run, *args, backend="trio")
+
+
 #: name -> (modules it needs, how to run it once: (url, n, concurrency) -> None)
 CANDIDATES: dict[str, tuple[tuple[str, ...], Callable[[str, int, int], None]]] = {
     "aiohttp (raw loop)": (("aiohttp",), lambda u, n, c: asyncio.run(_run_aiohttp(u, n, c))),
@@ -144,9 +173,17 @@ CANDIDATES: dict[str, tuple[tuple[str, ...], Callable[[str, int, int], None]]] =
         ("httpx_aiohttp",),
         lambda u, n, c: asyncio.run(_httpx_runner(_httpx_aiohttp)(u, n, c)),
     ),
-    "httpx + smsgate default": (
+    "httpx + smsgate AiohttpTransport": (
         ("smsgate", "aiohttp"),
         lambda u, n, c: asyncio.run(_httpx_runner(_smsgate)(u, n, c)),
+    ),
+    "smsgate HTTP layer, asyncio": (
+        ("smsgate", "aiohttp"),
+        lambda u, n, c: asyncio.run(_run_smsgate_http(u, n, c)),
+    ),
+    "smsgate HTTP layer, trio": (
+        ("smsgate", "trio"),
+        lambda u, n, c: _run_trio(_run_smsgate_http, u, n, c),
     ),
     "httpx + pyreqwest": (
         ("pyreqwest",),
@@ -201,9 +238,13 @@ def main() -> None:
         names.append(name)
 
     print(machine())
-    print(versions("httpx", "httpcore", "aiohttp", "httpx-aiohttp", "pyreqwest", "httpx2", "granian"))
-    print(f"N={args.n} POSTs per run, median of {args.repeats} interleaved rounds, "
-          f"server latency {args.latency * 1000:.0f} ms; requests/s counted by the server\n")
+    print(
+        versions("httpx", "httpcore", "aiohttp", "httpx-aiohttp", "pyreqwest", "httpx2", "granian")
+    )
+    print(
+        f"N={args.n} POSTs per run, median of {args.repeats} interleaved rounds, "
+        f"server latency {args.latency * 1000:.0f} ms; requests/s counted by the server\n"
+    )
     columns: dict[int, dict[str, float]] = {}
     with serve("minimal_app", latency=args.latency) as server:
         for concurrency in args.concurrency:

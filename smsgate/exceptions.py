@@ -42,7 +42,12 @@ English ``message``; neither ever contains a credential.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from ._models import SendReceipt
 
 __all__ = [
     "AccountRestrictedError",
@@ -89,6 +94,11 @@ class SmsGateError(Exception):
     maybe_sent: bool = False
     #: The recipient may be tried on another route.
     fallback_ok: bool = False
+    #: For a send to several numbers that partly failed: the receipt of the numbers that
+    #: were sent (``None`` if none was), so nothing sent is forgotten.
+    receipt: SendReceipt | None = None
+    #: For a send to several numbers: each failed number (E.164) to its own error.
+    errors: Mapping[str, SmsGateError] = MappingProxyType({})
 
     def __init__(
         self,

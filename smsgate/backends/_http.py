@@ -22,10 +22,11 @@ import contextlib
 import email.utils
 import enum
 import json
+import sys
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 from urllib.parse import quote, quote_plus
 
 import anyio
@@ -176,6 +177,9 @@ class HttpGateway:
         self._state = _State.UNOPENED if http_client is None else _State.OPENED
         self._scrub = Scrubber.of(secrets)
         self._requests = 0
+        # Set when our own client's transport can also take a request directly (see
+        # _default_transport); a borrowed client always goes through httpx.
+        self._direct: _DirectSend | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -232,11 +236,13 @@ class HttpGateway:
             max_connections=self._max_connections,
             max_keepalive_connections=self._max_connections,
         )
+        transport = _default_transport(limits)
+        self._direct = getattr(transport, "send_direct", None)
         return httpx.AsyncClient(
             timeout=self._timeout,
             limits=limits,
             follow_redirects=False,
-            transport=_default_transport(limits),
+            transport=transport,
         )
 
     # -- requests ----------------------------------------------------------------------
@@ -265,6 +271,22 @@ class HttpGateway:
         url = self._base_url + path
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         self._requests += 1
+        if self._direct is not None:
+            # Our own aiohttp transport without httpx's client layer, which costs about as
+            # much CPU per request as the transport itself (benchmarks/README.md). It
+            # raises the same httpx errors, mapped below like any other.
+            async with self._mapped_errors(idempotent=idempotent):
+                answer = await self._direct(
+                    method,
+                    url,
+                    data=data,
+                    params=params,
+                    json_body=json_body,
+                    headers=headers,
+                    timeouts=self._timeout,
+                )
+            self._check_status(answer, idempotent=idempotent)
+            return answer
         async with self._mapped_errors(idempotent=idempotent):
             request = client.build_request(
                 method,
@@ -426,6 +448,58 @@ def _check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:
     return base_url.rstrip("/")
 
 
+class _DirectSend(Protocol):
+    """A transport's shortcut around httpx's client layer (``AiohttpTransport.send_direct``)."""
+
+    def __call__(
+        self,
+        method: str,
+        url: str,
+        *,
+        data: Mapping[str, str] | None,
+        params: Mapping[str, str] | None,
+        json_body: Any,
+        headers: Mapping[str, str],
+        timeouts: httpx.Timeout,
+    ) -> Awaitable[HttpAnswer]: ...
+
+
 def _default_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport | None:
-    """The transport our own client uses; ``None`` means httpx's default pool."""
-    return None
+    """The transport our own client uses; ``None`` means httpx's default pool.
+
+    Chosen by measurement (``benchmarks/README.md``): under asyncio, an aiohttp pool behind
+    httpx's API is several times faster than httpcore's at the concurrency a bulk send
+    runs at. aiohttp is asyncio-only, so under trio (or anything else) httpx's own pool
+    stays. Called lazily, inside the running event loop, when the client is first needed.
+    """
+    if _running_async_library() != "asyncio" or _respx_is_mocking():
+        return None
+    try:
+        from ._aiohttp import AiohttpTransport
+    except ImportError:  # aiohttp missing (a trimmed install): httpx's pool still works
+        return None
+    return AiohttpTransport(limits=limits)
+
+
+def _running_async_library() -> str | None:
+    try:
+        import sniffio
+    except ImportError:
+        # trio depends on sniffio, so without it only asyncio can be running.
+        return "asyncio"
+    try:
+        return sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        return None
+
+
+def _respx_is_mocking() -> bool:
+    # respx's global mock (``with respx.mock:``) patches httpx's own transports. A user's
+    # test that relies on it must not see its requests escape through aiohttp: while any
+    # respx router is active, keep the transport respx intercepts.
+    respx_mocks = sys.modules.get("respx.mocks")
+    mocker = getattr(respx_mocks, "Mocker", None)
+    registry = getattr(mocker, "registry", None)
+    if not registry:
+        return False
+    return any(getattr(kind, "routers", None) for kind in registry.values())

@@ -46,8 +46,7 @@ import httpx
 
 from .._constants import DEFAULT_MAX_CONNECTIONS
 from .._models import DeliveryReport, DeliveryState, SendReceipt
-from .._phone import _TABLE as _DIGIT_TABLE
-from .._phone import normalize_msisdn, to_national
+from .._phone import _DIGITS, _INVISIBLE, normalize_msisdn, to_national
 from ..exceptions import (
     AccountRestrictedError,
     AuthenticationError,
@@ -101,6 +100,9 @@ _RESERVED: Final = frozenset(
 # Arabic comma U+060C (§3.1, §5 item 7). Accept all three when reading ids.
 _ID_SEPARATORS: Final = re.compile("[,\u060c\u066b]")
 _INTEGER: Final = re.compile(r"[+-]?[0-9]+")
+# Lines are sent as given after converting Persian/Arabic digits and dropping spaces and
+# the invisible marks pasted right-to-left text carries (§6 q9); anything else is refused.
+_LINE_TABLE: Final = _DIGITS | {ord(c): None for c in " \t\u00a0\u202f\u2009" + _INVISIBLE}
 
 
 class _Unset(enum.Enum):
@@ -246,9 +248,10 @@ def _as_text(value: object) -> str | None:
     return None
 
 
-def _require_text(value: object, field: str, *, empty_ok: bool = False) -> None:
+def _require_text(value: object, field: str) -> None:
     # Settings arrive from config files and environment variables: check the types too.
-    if not isinstance(value, str) or not (empty_ok or value.strip()):
+    # Empty strings are refused: the provider reads an empty field as absent (§2.1).
+    if not isinstance(value, str) or not value.strip():
         raise ConfigurationError(f"{field} must be a non-empty str")
 
 
@@ -260,7 +263,7 @@ def _require_count(value: object, field: str, *, minimum: int) -> None:
 def _clean_line(value: object, field: str) -> str:
     if not isinstance(value, str):
         raise ConfigurationError(f"{field} must be a str of digits, not {type(value).__name__}")
-    line = value.translate(_DIGIT_TABLE)
+    line = value.translate(_LINE_TABLE)
     if not line.isascii() or not line.isdigit():
         # Lines are sent as given (§6 q9): only spaces and Persian digits are cleaned up.
         raise ConfigurationError(
@@ -357,9 +360,10 @@ def _attach(
     exc: SmsGateError, receipt: SendReceipt | None, errors: Mapping[str, SmsGateError]
 ) -> None:
     # API.md §3: the error of a multi-number send carries the partial receipt, so nothing
-    # that was sent is forgotten, and each failed number's own error. The exception tree
-    # declares no such attributes, hence the instance dict (it also survives pickling).
-    vars(exc).update(receipt=receipt, errors=MappingProxyType(dict(errors)))
+    # that was sent is forgotten, and each failed number's own error (a plain dict, so
+    # that the error still pickles).
+    exc.receipt = receipt
+    exc.errors = dict(errors)
 
 
 # Errors that say every further request of this send would fail the same way: stop
@@ -481,7 +485,7 @@ class NeginGateway(HttpGateway):
             raise ConfigurationError(f"extra_params may not set {sorted(clash)}")
         for key, value in extra.items():
             _require_text(key, "an extra_params key")
-            _require_text(value, f"extra_params[{key!r}]", empty_ok=True)
+            _require_text(value, f"extra_params[{key!r}]")
         self._extra = extra
         self._send_path = path_prefix.rstrip("/") + "/wsSend.ashx"
         self._states_path = path_prefix.rstrip("/") + "/wsStates.ashx"
@@ -622,7 +626,7 @@ class NeginGateway(HttpGateway):
             A receipt as for :meth:`send`; ``sender`` is the service line used.
 
         Raises:
-            The same errors as :meth:`send`.
+            SmsGateError: The same errors as :meth:`send`, for the same reasons.
         """
         recipients = self._recipients(to)
         self._check_text(text)
@@ -672,9 +676,14 @@ class NeginGateway(HttpGateway):
                     if isinstance(exc, _ACCOUNT_WIDE):
                         stop = True
 
-        async with anyio.create_task_group() as tg:
-            for _ in range(min(len(recipients), self._max_concurrency)):
-                tg.start_soon(worker)
+        self._ensure_client()  # a closed gateway raises RuntimeError here, not in a task
+        workers = min(len(recipients), self._max_concurrency)
+        if workers == 1:
+            await worker()  # one number (the dispatcher's way): no task group needed
+        else:
+            async with anyio.create_task_group() as tg:
+                for _ in range(workers):
+                    tg.start_soon(worker)
 
         receipt = self._receipt(recipients, sent) if sent else None
         if not errors:
@@ -781,7 +790,7 @@ class NeginGateway(HttpGateway):
         else:
             pairs = [(i, None) for i in _message_ids(ref)]
         if not pairs:
-            raise UnknownMessageError("the receipt holds no message id", provider=_PROVIDER)
+            raise UnknownMessageError("no message id given", provider=_PROVIDER)
         states = await self.states([i for i, _ in pairs])
         return [
             attrs.evolve(states[i], recipient=recipient) if recipient else states[i]
@@ -817,6 +826,10 @@ class NeginGateway(HttpGateway):
             SmsGateError: Other provider and transport errors.
         """
         ids = _message_ids(message_ids)
+        self._ensure_client()  # a closed gateway raises RuntimeError here, not in a task
+        if len(ids) <= MAX_IDS_PER_STATES_CALL:
+            found = await self._states_chunk(ids) if ids else {}
+            return {i: found[i] for i in ids}
         results: dict[str, DeliveryReport] = {}
         errors: list[tuple[int, SmsGateError]] = []
 
@@ -858,8 +871,9 @@ class NeginGateway(HttpGateway):
             raise self._protocol_error(
                 "Negin answered a different number of ids and states", answer, idempotent=True
             )
+        wanted = set(ids)
         reports = {
-            i: _report(i, s, None) for i, s in zip(got_ids, got_states, strict=True) if i in ids
+            i: _report(i, s, None) for i, s in zip(got_ids, got_states, strict=True) if i in wanted
         }
         missing = [i for i in ids if i not in reports]
         if missing:

@@ -1,7 +1,47 @@
-"""Bulk dispatch: many messages through one gateway or a fallback chain (being built)."""
+"""Bulk dispatch: many messages through one gateway or a fallback chain of routes.
+
+* :class:`BulkDispatcher` runs a job: ``await run(messages)`` -> :class:`BulkReport`,
+  ``stream(messages)`` -> one :class:`Outcome` per row, ``await estimate(messages)`` ->
+  :class:`Estimate` (a dry run).
+* :class:`RateLimit` / :class:`RateLimiter` / :class:`TokenBucket`: how fast requests
+  start (concurrency, how many run at once, is a separate knob).
+* :class:`FallbackPolicy` of :class:`Route` objects: where a recipient goes next when a
+  route cannot reach it; :class:`RetryPolicy`: what is retried (never a maybe-sent send).
+* :class:`Journal` (:class:`MemoryJournal`, ``SqliteJournal``): what lets a job resume
+  without double sends.
+
+See docs/dispatch.md.
+"""
 
 from __future__ import annotations
 
+from ._dispatcher import BulkDispatcher, DispatcherStatistics
+from ._fallback import FallbackPolicy, Route, RouteBreaker
 from ._journal import Journal, JournalEntry, JournalStatus, MemoryJournal, journal_key
+from ._limiter import LimiterStatistics, RateLimit, RateLimiter, RateUnit, TokenBucket
+from ._retry import RetryPolicy
+from ._values import BulkReport, Estimate, Outcome, OutcomeStatus, Progress
 
-__all__ = ["Journal", "JournalEntry", "JournalStatus", "MemoryJournal", "journal_key"]
+__all__ = [
+    "BulkDispatcher",
+    "BulkReport",
+    "DispatcherStatistics",
+    "Estimate",
+    "FallbackPolicy",
+    "Journal",
+    "JournalEntry",
+    "JournalStatus",
+    "LimiterStatistics",
+    "MemoryJournal",
+    "Outcome",
+    "OutcomeStatus",
+    "Progress",
+    "RateLimit",
+    "RateLimiter",
+    "RateUnit",
+    "RetryPolicy",
+    "Route",
+    "RouteBreaker",
+    "TokenBucket",
+    "journal_key",
+]

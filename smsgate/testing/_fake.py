@@ -7,7 +7,7 @@ Mount it in-process (``httpx.ASGITransport(app=fake)``) or serve it on loopback
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from decimal import Decimal
 from typing import Any
 
@@ -99,7 +99,12 @@ class FakeProvider:
 
     # -- ASGI --------------------------------------------------------------------------
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ) -> None:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
@@ -143,7 +148,12 @@ class FakeProvider:
         raise ConnectionAbortedError("fake provider dropped the connection on purpose")
 
 
-async def _respond(send: Any, status: int, body: bytes, content_type: bytes) -> None:
+async def _respond(
+    send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    status: int,
+    body: bytes,
+    content_type: bytes,
+) -> None:
     await send(
         {
             "type": "http.response.start",

@@ -1,0 +1,311 @@
+"""The framework-free webhook receiver: authenticate, cap, parse, deduplicate, hand over.
+
+A web framework gives it the request's bytes, headers, client address and token, and gets
+back the new reports (or a :class:`~smsgate.WebhookError` saying why not). Handing the
+reports to the user's callback is a second step, :meth:`WebhookReceiver.deliver`, so that a
+framework can answer the provider first and run the callback afterwards: the provider
+gives an endpoint 15 seconds (protocols/ippanel.md §8), and a user's callback may write to
+a slow database.
+"""
+
+from __future__ import annotations
+
+import hmac
+import inspect
+import ipaddress
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TypeAlias
+
+import attrs
+
+from .._models import DeliveryReport
+from ..exceptions import ConfigurationError, WebhookAuthError
+from ._dedupe import DedupeStore, MemoryDedupeStore, dedupe_key
+from ._errors import ReportTooLargeError, UnreadableReportError
+from ._kapanel import KapanelDeliveryParser
+
+__all__ = [
+    "DEFAULT_MAX_BODY",
+    "DEFAULT_TOKEN_HEADER",
+    "OnReport",
+    "ReportParser",
+    "WebhookReceiver",
+    "WebhookResult",
+]
+
+logger = logging.getLogger("smsgate.webhooks")
+
+#: The default size cap: a report is about 150 bytes, so this holds some 400 of them.
+DEFAULT_MAX_BODY = 65536
+#: The header that may carry the shared secret (the other place is the URL path).
+DEFAULT_TOKEN_HEADER = "X-Smsgate-Token"  # noqa: S105 (a header name, not a secret)
+
+#: The user's callback: ``async def on_report(report) -> None`` (a plain function works too).
+OnReport: TypeAlias = Callable[[DeliveryReport], Awaitable[None] | None]
+#: A provider's push parser: ``(body, headers) -> reports``.
+ReportParser: TypeAlias = Callable[[bytes, Mapping[str, str]], list[DeliveryReport]]
+
+_Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
+_SourceSpec: TypeAlias = str | ipaddress.IPv4Address | ipaddress.IPv6Address | _Network
+# Characters a secret may use: those that travel in a URL path segment unescaped (RFC 3986
+# "unreserved"), so the token in the panel's callback URL is exactly the configured one.
+_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_MIN_SECRET = 16
+
+
+def _secret_bytes(value: str | None) -> bytes | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigurationError(f"secret must be a str, not {type(value).__name__}")
+    if len(value) < _MIN_SECRET or not set(value) <= _TOKEN_CHARS:
+        # The message never repeats the secret.
+        raise ConfigurationError(
+            f"secret must be at least {_MIN_SECRET} characters from A-Z a-z 0-9 - . _ ~ "
+            "(secrets.token_urlsafe(32) makes a good one)"
+        )
+    return value.encode("ascii")
+
+
+def _networks(value: Iterable[_SourceSpec] | str | None) -> tuple[_Network, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str | ipaddress.IPv4Address | ipaddress.IPv6Address):
+        value = [value]
+    nets: list[_Network] = []
+    for spec in value:
+        try:
+            nets.append(ipaddress.ip_network(spec, strict=False))
+        except (TypeError, ValueError):
+            raise ConfigurationError(
+                f"allowed_sources holds {spec!r}, which is not an IP address or network"
+            ) from None
+    if not nets:
+        raise ConfigurationError(
+            "allowed_sources is empty, which would refuse every push; pass None to allow all"
+        )
+    return tuple(nets)
+
+
+def _max_body(value: int) -> int:
+    checked: object = value
+    if isinstance(checked, bool) or not isinstance(checked, int) or checked < 1:
+        raise ConfigurationError(f"max_body must be a positive number of bytes, not {value!r}")
+    return value
+
+
+def _dedupe(value: DedupeStore | None) -> DedupeStore:
+    if value is None:
+        return MemoryDedupeStore()
+    if not isinstance(value, DedupeStore):
+        raise ConfigurationError("dedupe must have an async seen(key) -> bool method")
+    return value
+
+
+def _address(host: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if not host:
+        return None
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])  # drop an IPv6 zone id
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        # A dual-stack socket reports an IPv4 client as ::ffff:a.b.c.d.
+        return address.ipv4_mapped
+    return address
+
+
+@attrs.frozen(kw_only=True)
+class WebhookResult:
+    """What one push brought.
+
+    Attributes:
+        reports: The reports not seen before, in body order: these go to ``on_report``.
+        duplicates: How many reports in the push had been seen before (and were dropped).
+    """
+
+    reports: tuple[DeliveryReport, ...]
+    duplicates: int = 0
+
+
+@attrs.frozen(eq=False)
+class WebhookReceiver:
+    """Framework-free delivery-report endpoint logic (a web layer wraps it).
+
+    Checks run cheapest first: source address, secret, declared size, real size, JSON,
+    duplicates. Every refusal is a :class:`~smsgate.WebhookError`.
+
+    Args:
+        on_report: Called once for each new report by :meth:`deliver` (async or not).
+        secret: A shared token (16+ URL-safe characters). When set, every push must carry
+            it (in the URL path or the ``token_header``); compared in constant time. Never
+            shown in ``repr`` or any message.
+        allowed_sources: IP addresses or networks (CIDR) pushes may come from, e.g. the
+            address the panel announces; ``None`` allows any.
+        max_body: The largest body accepted, in bytes.
+        dedupe: Where seen reports are remembered; ``None`` for a fresh
+            :class:`MemoryDedupeStore`.
+        parser: Turns a body into reports; default: the Kapanel parser.
+        token_header: The header that may carry the secret.
+
+    Raises:
+        ConfigurationError: A malformed secret, network or size.
+    """
+
+    on_report: OnReport | None = attrs.field(default=None)
+    _secret: bytes | None = attrs.field(
+        default=None, converter=_secret_bytes, repr=False, alias="secret", kw_only=True
+    )
+    allowed_sources: tuple[_Network, ...] | None = attrs.field(
+        default=None, converter=_networks, kw_only=True
+    )
+    max_body: int = attrs.field(default=DEFAULT_MAX_BODY, converter=_max_body, kw_only=True)
+    dedupe: DedupeStore = attrs.field(default=None, converter=_dedupe, kw_only=True)
+    parser: ReportParser = attrs.field(factory=KapanelDeliveryParser, kw_only=True, repr=False)
+    token_header: str = attrs.field(default=DEFAULT_TOKEN_HEADER, kw_only=True)
+
+    # -- the checks, each usable on its own -------------------------------------------
+
+    def check_source(self, source: str | None) -> None:
+        """Refuse a client address outside ``allowed_sources``.
+
+        Args:
+            source: The client's IP address as the server saw it (behind a reverse proxy,
+                let the server resolve ``X-Forwarded-For`` from trusted proxies only).
+
+        Raises:
+            WebhookAuthError: The address is missing, unreadable or not allowed.
+        """
+        if self.allowed_sources is None:
+            return
+        address = _address(source)
+        if address is None or not any(address in net for net in self.allowed_sources):
+            shown = source or "an unknown address"
+            raise WebhookAuthError(f"pushes from {shown} are not allowed")
+
+    def check_token(self, token: str | None) -> None:
+        """Refuse a push without the right secret (constant-time comparison).
+
+        Raises:
+            WebhookAuthError: A secret is configured and ``token`` is missing or wrong.
+        """
+        if self._secret is None:
+            return
+        given = (token or "").encode("utf-8", "surrogatepass")
+        # compare_digest runs in time independent of where the first difference is; its
+        # run time still depends on the lengths, which reveals nothing useful.
+        if not hmac.compare_digest(given, self._secret):
+            raise WebhookAuthError("the push did not carry the right secret")
+
+    def check_length(self, content_length: str | None) -> None:
+        """Refuse a body whose declared ``Content-Length`` is over the cap, before reading it.
+
+        The real size is checked again while reading: a declared length may lie.
+
+        Raises:
+            ReportTooLargeError: The declared length is over ``max_body``.
+            UnreadableReportError: The header is not a number.
+        """
+        if content_length is None:
+            return
+        text = content_length.strip()
+        if not text.isascii() or not text.isdigit():
+            raise UnreadableReportError(f"Content-Length {content_length[:20]!r} is not a number")
+        if int(text) > self.max_body:
+            raise ReportTooLargeError(f"the body is over {self.max_body} bytes")
+
+    @property
+    def requires_token(self) -> bool:
+        """Whether a secret is configured (the secret itself is never readable back)."""
+        return self._secret is not None
+
+    def token_from(self, headers: Mapping[str, str], path_token: str | None = None) -> str | None:
+        """The token a request carries: the path segment if given, else the token header."""
+        if path_token is not None:
+            return path_token
+        value = headers.get(self.token_header)
+        if value is None:
+            wanted = self.token_header.lower()
+            value = next((v for k, v in headers.items() if k.lower() == wanted), None)
+        return value
+
+    # -- the whole request -----------------------------------------------------------
+
+    async def accept(
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        source: str | None = None,
+        token: str | None = None,
+    ) -> WebhookResult:
+        """Check and parse one push; return its new reports (``on_report`` is not called).
+
+        Args:
+            body: The request body.
+            headers: The request headers.
+            source: The client's IP address.
+            token: The secret the request carried (path segment or header); see
+                :meth:`token_from`.
+
+        Returns:
+            The new reports and the count of repeats.
+
+        Raises:
+            WebhookAuthError: Wrong source or secret.
+            ReportTooLargeError: The body is over ``max_body``.
+            UnreadableReportError: The body is not JSON.
+            MalformedReportError: The JSON is not a delivery report.
+        """
+        self.check_source(source)
+        self.check_token(token)
+        if len(body) > self.max_body:
+            raise ReportTooLargeError(f"the body is over {self.max_body} bytes")
+        reports = self.parser(body, headers)
+        # One at a time, in order: a push that repeats a report within itself counts it once.
+        fresh = [r for r in reports if not await self.dedupe.seen(dedupe_key(r))]
+        return WebhookResult(reports=tuple(fresh), duplicates=len(reports) - len(fresh))
+
+    async def deliver(self, reports: Sequence[DeliveryReport]) -> int:
+        """Call ``on_report`` for each report, in order.
+
+        A failing callback is logged (``smsgate.webhooks`` logger, with the traceback) and
+        the next report still goes out: the provider was already answered, so raising
+        would reach nobody. The report is not offered again (it is already recorded as
+        seen); keep ``on_report`` simple, or make it queue the report durably first.
+
+        Returns:
+            How many callbacks raised.
+        """
+        if self.on_report is None:
+            return 0
+        failures = 0
+        for report in reports:
+            try:
+                result = self.on_report(report)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                failures += 1
+                logger.exception(
+                    "on_report failed for message %s, recipient %s, status %s",
+                    report.message_id,
+                    report.recipient,
+                    report.provider_status,
+                )
+        return failures
+
+    async def handle(
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        source: str | None = None,
+        token: str | None = None,
+    ) -> WebhookResult:
+        """:meth:`accept`, then :meth:`deliver`, in one call (for frameworks without a
+        way to run work after the response)."""
+        result = await self.accept(body, headers, source=source, token=token)
+        await self.deliver(result.reports)
+        return result

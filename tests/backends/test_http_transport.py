@@ -1,0 +1,447 @@
+"""The default HTTP transport: chosen per event loop, httpx errors out, timeouts honoured.
+
+Under asyncio our own client sends through aiohttp (``smsgate.backends._aiohttp``); under
+trio it keeps httpx's pool. Whatever the transport, a failure must say what happened to the
+request: never sent (safe to retry) or maybe sent (never resent). Each failure is produced
+for real by a tiny socket server on 127.0.0.1 in a thread, so asyncio and trio tests share it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+import smsgate
+from smsgate._constants import MAX_RESPONSE_BYTES
+from smsgate.backends._aiohttp import AiohttpTransport
+from smsgate.backends._http import HttpGateway, _default_transport
+from smsgate.testing import serve_loopback
+
+Behaviour = Callable[[socket.socket, threading.Event], None]
+LIMITS = httpx.Limits(max_connections=4, max_keepalive_connections=4)
+SHORT = httpx.Timeout(5.0, read=0.3, pool=0.3)
+
+
+# -- a raw socket server ---------------------------------------------------------------
+
+
+def _read_request(conn: socket.socket) -> bytes:
+    """Read one HTTP/1.1 request (headers and a Content-Length body)."""
+    conn.settimeout(5)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return data
+
+
+@contextlib.contextmanager
+def raw_server(behaviour: Behaviour) -> Iterator[str]:
+    """Serve ``behaviour(connection, stop)`` for each connection; yields the origin URL."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.1)
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+    workers: list[threading.Thread] = []
+    connections: list[socket.socket] = []
+
+    def accept_loop() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            connections.append(conn)
+            worker = threading.Thread(target=behaviour, args=(conn, stop), daemon=True)
+            workers.append(worker)
+            worker.start()
+
+    acceptor = threading.Thread(target=accept_loop, daemon=True)
+    acceptor.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop.set()
+        acceptor.join(5)
+        listener.close()
+        for worker in workers:
+            worker.join(5)
+        for conn in connections:
+            conn.close()
+
+
+def never_answer(conn: socket.socket, stop: threading.Event) -> None:
+    """Read the request, then stay silent until the test ends."""
+    _read_request(conn)
+    stop.wait(10)
+
+
+def close_at_once(conn: socket.socket, stop: threading.Event) -> None:
+    """Read the request, then hang up without a byte of answer."""
+    _read_request(conn)
+    conn.close()
+
+
+def drop_mid_body(conn: socket.socket, stop: threading.Event) -> None:
+    """Read the request, promise 100 bytes, send 4, hang up."""
+    _read_request(conn)
+    conn.sendall(
+        b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n[0,"'
+    )
+    conn.close()
+
+
+def huge_answer(conn: socket.socket, stop: threading.Event) -> None:
+    """Announce a body larger than smsgate accepts."""
+    _read_request(conn)
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n[0," % (MAX_RESPONSE_BYTES + 1))
+    stop.wait(10)
+
+
+def gzipped(conn: socket.socket, stop: threading.Event) -> None:
+    """Answer with a gzip body although nobody asked for one."""
+    _read_request(conn)
+    body = gzip.compress(b'[0,"562892393"]')
+    conn.sendall(
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n"
+        b"Connection: close\r\n\r\n" % len(body) + body
+    )
+    conn.close()
+
+
+def refused_url() -> str:
+    """An origin on 127.0.0.1 where nothing listens (bound, then closed)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return f"http://127.0.0.1:{port}"
+
+
+class Probe(HttpGateway):
+    """The HTTP base with nothing on top."""
+
+    name = "probe"
+
+    async def post(self, **kwargs: Any) -> smsgate.SmsGateError | bytes:
+        try:
+            answer = await self._request("POST", "/services.jspd", data={"op": "send"}, **kwargs)
+        except smsgate.SmsGateError as exc:
+            return exc
+        return answer.content
+
+
+# -- which transport -------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_transport_follows_the_running_loop(anyio_backend: str) -> None:
+    """asyncio gets the aiohttp transport; trio keeps httpx's own pool (None)."""
+    transport = _default_transport(LIMITS)
+    try:
+        if anyio_backend == "asyncio":
+            assert isinstance(transport, AiohttpTransport)
+        else:
+            assert transport is None
+    finally:
+        if transport is not None:
+            await transport.aclose()
+
+
+@pytest.mark.anyio
+async def test_own_client_takes_the_direct_path_only_under_asyncio(anyio_backend: str) -> None:
+    """Our own client skips httpx's client layer under asyncio; a borrowed one never does."""
+    with serve_loopback(_status_app()) as server:
+        async with Probe(base_url=server.url) as own:
+            assert await own.post() == b"[0]"
+            assert (own._direct is not None) is (anyio_backend == "asyncio")
+        async with httpx.AsyncClient() as client:
+            borrowed = Probe(base_url=server.url, http_client=client)
+            assert await borrowed.post() == b"[0]"
+            assert borrowed._direct is None
+
+
+@pytest.mark.asyncio
+async def test_respx_global_mock_keeps_httpx_transport() -> None:
+    """While ``respx.mock`` is active, requests stay on the transport respx intercepts."""
+    import respx
+
+    with respx.mock(assert_all_called=False) as router:
+        router.post("https://provider.example/services.jspd").respond(200, text='[0,"7"]')
+        assert _default_transport(LIMITS) is None
+        async with Probe(base_url="https://provider.example") as gateway:
+            assert await gateway.post() == b'[0,"7"]'
+    transport = _default_transport(LIMITS)
+    assert isinstance(transport, AiohttpTransport)
+    await transport.aclose()
+
+
+# -- the transport itself raises httpx errors --------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_transport_connect_refused_is_connect_error() -> None:
+    """Nothing listening: ``httpx.ConnectError`` (the request never left)."""
+    async with httpx.AsyncClient(transport=AiohttpTransport(limits=LIMITS)) as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.post(refused_url() + "/x", data={"a": "1"})
+
+
+@pytest.mark.asyncio
+async def test_transport_read_timeout_is_honoured() -> None:
+    """A silent server: ``httpx.ReadTimeout`` after the read timeout, not before, not much after."""
+    with raw_server(never_answer) as url:
+        async with httpx.AsyncClient(transport=AiohttpTransport(limits=LIMITS)) as client:
+            started = time.monotonic()
+            with pytest.raises(httpx.ReadTimeout):
+                await client.post(url + "/x", data={"a": "1"}, timeout=SHORT)
+            elapsed = time.monotonic() - started
+    assert 0.25 <= elapsed < 3.0
+
+
+@pytest.mark.asyncio
+async def test_transport_drop_mid_body_is_not_a_connect_error() -> None:
+    """A body cut short: a protocol error, never one of the 'not sent' connect errors."""
+    with raw_server(drop_mid_body) as url:
+        async with httpx.AsyncClient(transport=AiohttpTransport(limits=LIMITS)) as client:
+            with pytest.raises(httpx.TransportError) as caught:
+                await client.post(url + "/x", data={"a": "1"})
+    assert isinstance(caught.value, httpx.RemoteProtocolError)
+    assert not isinstance(caught.value, httpx.ConnectError | httpx.ConnectTimeout)
+
+
+@pytest.mark.asyncio
+async def test_transport_hang_up_before_answer_is_remote_protocol_error() -> None:
+    """A server that reads the request and hangs up: maybe processed, so a protocol error."""
+    with raw_server(close_at_once) as url:
+        async with httpx.AsyncClient(transport=AiohttpTransport(limits=LIMITS)) as client:
+            with pytest.raises(httpx.TransportError) as caught:
+                await client.post(url + "/x", data={"a": "1"})
+    assert isinstance(caught.value, httpx.RemoteProtocolError | httpx.ReadError)
+
+
+@pytest.mark.asyncio
+async def test_transport_pool_timeout_is_connect_timeout() -> None:
+    """Waiting too long for a pooled connection ends as a connect timeout (never sent)."""
+    one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    with raw_server(never_answer) as url:
+        transport = AiohttpTransport(limits=one)
+        async with httpx.AsyncClient(transport=transport) as client:
+            import anyio
+
+            async with anyio.create_task_group() as group:
+                # The first request holds the only connection (its read timeout is long).
+                group.start_soon(lambda: client.post(url + "/a", timeout=httpx.Timeout(2.0)))
+                await anyio.sleep(0.1)
+                with pytest.raises(httpx.ConnectTimeout):
+                    await client.post(url + "/b", timeout=httpx.Timeout(5.0, pool=0.1, connect=0.1))
+                group.cancel_scope.cancel()
+
+
+@pytest.mark.asyncio
+async def test_transport_round_trip_through_httpx() -> None:
+    """httpx over our transport sends the same bytes and reads status, headers and body."""
+    seen: list[dict[str, Any]] = []
+    with serve_loopback(_echo_app(seen)) as server:
+        async with httpx.AsyncClient(transport=AiohttpTransport(limits=LIMITS)) as client:
+            answer = await client.post(
+                server.url + "/services.jspd?x=1", data={"op": "send", "to": '["912"]'}
+            )
+    assert answer.status_code == 201
+    assert answer.headers["x-echo"] == "yes"
+    assert answer.json() == {"ok": True}
+    assert seen[0]["body"] == b"op=send&to=%5B%22912%22%5D"
+    assert seen[0]["query"] == b"x=1"
+    assert seen[0]["headers"]["content-type"] == "application/x-www-form-urlencoded"
+    assert "httpx" in seen[0]["headers"]["user-agent"]
+
+
+# -- through the gateway: smsgate errors, on both event loops ---------------------------
+
+
+@pytest.mark.anyio
+async def test_gateway_connect_refused_is_not_sent() -> None:
+    """Connection refused -> NotSentError (safe to retry), whatever the transport."""
+    async with Probe(base_url=refused_url()) as gateway:
+        error = await gateway.post()
+    assert isinstance(error, smsgate.NotSentError)
+    assert error.maybe_sent is False
+
+
+@pytest.mark.anyio
+async def test_gateway_read_timeout_is_outcome_unknown() -> None:
+    """No answer in time -> OutcomeUnknownError, maybe sent; the timeout is honoured."""
+    with raw_server(never_answer) as url:
+        async with Probe(base_url=url, timeout=SHORT) as gateway:
+            started = time.monotonic()
+            error = await gateway.post()
+            elapsed = time.monotonic() - started
+    assert isinstance(error, smsgate.OutcomeUnknownError)
+    assert error.maybe_sent is True
+    assert 0.25 <= elapsed < 3.0
+
+
+@pytest.mark.anyio
+async def test_gateway_drop_mid_body_is_outcome_unknown() -> None:
+    """The server hangs up mid-answer -> OutcomeUnknownError, never NotSentError."""
+    with raw_server(drop_mid_body) as url:
+        async with Probe(base_url=url) as gateway:
+            error = await gateway.post()
+    assert isinstance(error, smsgate.OutcomeUnknownError)
+    assert error.maybe_sent is True
+
+
+@pytest.mark.anyio
+async def test_gateway_hang_up_before_answer_is_outcome_unknown() -> None:
+    """The server reads the request and hangs up -> OutcomeUnknownError (it may have acted)."""
+    with raw_server(close_at_once) as url:
+        async with Probe(base_url=url) as gateway:
+            error = await gateway.post()
+    assert isinstance(error, smsgate.OutcomeUnknownError)
+    assert error.maybe_sent is True
+
+
+@pytest.mark.anyio
+async def test_gateway_idempotent_timeout_is_retryable() -> None:
+    """A query that timed out changed nothing: retryable, not maybe sent."""
+    with raw_server(never_answer) as url:
+        async with Probe(base_url=url, timeout=SHORT) as gateway:
+            error = await gateway.post(idempotent=True)
+    assert isinstance(error, smsgate.OutcomeUnknownError)
+    assert error.retryable is True
+    assert error.maybe_sent is False
+
+
+@pytest.mark.anyio
+async def test_gateway_huge_answer_is_protocol_error() -> None:
+    """An answer announced larger than the cap is refused before it is read."""
+    with raw_server(huge_answer) as url:
+        async with Probe(base_url=url) as gateway:
+            error = await gateway.post()
+    assert isinstance(error, smsgate.ProtocolError)
+
+
+@pytest.mark.anyio
+async def test_gateway_decodes_unasked_gzip() -> None:
+    """A server that compresses anyway is still read correctly."""
+    with raw_server(gzipped) as url:
+        async with Probe(base_url=url) as gateway:
+            body = await gateway.post()
+    assert body == b'[0,"562892393"]'
+
+
+@pytest.mark.anyio
+async def test_gateway_sends_the_same_request_on_every_transport() -> None:
+    """Form, JSON and query go out byte for byte as httpx would send them; headers read back."""
+    seen: list[dict[str, Any]] = []
+    with serve_loopback(_echo_app(seen)) as server:
+        async with Probe(base_url=server.url) as gateway:
+            form = await gateway._request("POST", "/f", data={"message": "سلام & hi", "to": "+98"})
+            sent_json = await gateway._request(
+                "POST", "/j", json_body={"op": "pattern", "v": "é"}, params={"q": "a b"}
+            )
+    assert seen[0]["body"] == b"message=%D8%B3%D9%84%D8%A7%D9%85+%26+hi&to=%2B98"
+    assert seen[0]["headers"]["content-type"] == "application/x-www-form-urlencoded"
+    assert seen[0]["headers"]["user-agent"].startswith("smsgate/")
+    assert seen[0]["headers"]["accept"] == "application/json"
+    assert (
+        seen[1]["body"]
+        == json.dumps(
+            {"op": "pattern", "v": "é"}, ensure_ascii=False, separators=(",", ":")
+        ).encode()
+    )
+    assert seen[1]["headers"]["content-type"] == "application/json"
+    assert seen[1]["query"] == b"q=a+b"
+    assert form.status_code == 201
+    assert form.headers["x-echo"] == "yes"
+    assert sent_json.headers["content-type"] == "application/json"
+
+
+@pytest.mark.anyio
+async def test_gateway_reads_status_headers_for_errors() -> None:
+    """HTTP 429 with Retry-After and HTTP 503 are read the same on every transport."""
+    with serve_loopback(_status_app()) as server:
+        async with Probe(base_url=server.url) as gateway:
+            limited = await gateway.post(params={"status": "429"})
+            down = await gateway.post(params={"status": "503"})
+    assert isinstance(limited, smsgate.RateLimitedError)
+    assert limited.retry_after == 7.0
+    assert isinstance(down, smsgate.ProviderUnavailableError)
+
+
+@pytest.mark.anyio
+async def test_gateway_after_aclose_raises_runtime_error() -> None:
+    """Closing the gateway closes the transport; a later request is a programming error."""
+    with serve_loopback(_status_app()) as server:
+        gateway = Probe(base_url=server.url)
+        assert await gateway.post() == b"[0]"
+        await gateway.aclose()
+        with pytest.raises(RuntimeError):
+            await gateway.post()
+
+
+# -- small ASGI apps ------------------------------------------------------------------
+
+
+def _echo_app(seen: list[dict[str, Any]]) -> Any:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        seen.append({"body": body, "query": scope["query_string"], "headers": headers})
+        payload = json.dumps({"ok": True}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 201,
+                "headers": [(b"content-type", b"application/json"), (b"x-echo", b"yes")],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+    return app
+
+
+def _status_app() -> Any:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        query = scope["query_string"].decode()
+        status = int(query.split("=")[1]) if query.startswith("status=") else 200
+        headers = [(b"retry-after", b"7")] if status == 429 else []
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"[0]"})
+
+    return app
