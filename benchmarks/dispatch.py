@@ -32,6 +32,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from ._harness import ROOT, Server, interleaved, machine, median, serve, table, versions
@@ -133,6 +134,19 @@ async def smsgate_dispatch(
     return report
 
 
+async def gateway_loop(url: str, n: int) -> None:
+    """IppanelGateway.send from 64 hand-written workers: smsgate without the dispatcher."""
+    import smsgate
+
+    gateway = smsgate.IppanelGateway(username=USER, password=PASSWORD, sender=LINE, base_url=url)
+    async with gateway:
+
+        async def post(i: int) -> None:
+            await gateway.send(number(i), text(i))
+
+        await _workers(n, post)
+
+
 def timed(server: Server, run: Callable[[], None], n: int) -> dict[str, float]:
     """Run once; wall-clock rate from the server's own counts, and client CPU per request."""
     before = server.stats()
@@ -154,18 +168,27 @@ def timed(server: Server, run: Callable[[], None], n: int) -> dict[str, float]:
 # -- rows -------------------------------------------------------------------------------
 
 
+def _throughput_runs(latency: float, n: int, repeats: int) -> dict[str, list[dict[str, float]]]:
+    """Interleaved runs of every client against one fake at one latency."""
+    clients: dict[str, Callable[[str, int], Any]] = {
+        "smsgate": smsgate_dispatch,
+        "aiohttp": raw_aiohttp,
+        "httpx": raw_httpx,
+        "gateway": gateway_loop,
+    }
+    with serve("fake_app", latency=latency) as server:
+
+        def candidate(client: Callable[[str, int], Any]) -> Callable[[], dict[str, float]]:
+            return lambda: timed(server, lambda: asyncio.run(client(server.url, n)), n)
+
+        return interleaved({name: candidate(c) for name, c in clients.items()}, repeats)
+
+
 def row_throughput(n: int, repeats: int, latencies: list[float]) -> list[list[str]]:
     """Dispatch throughput vs raw aiohttp and raw httpx, and CPU overhead."""
     rows = []
     for latency in latencies:
-        with serve("fake_app", latency=latency) as server:
-            url = server.url
-            candidates = {
-                "smsgate": lambda: timed(server, lambda: asyncio.run(smsgate_dispatch(url, n)), n),
-                "aiohttp": lambda: timed(server, lambda: asyncio.run(raw_aiohttp(url, n)), n),
-                "httpx": lambda: timed(server, lambda: asyncio.run(raw_httpx(url, n)), n),
-            }
-            results = interleaved(candidates, repeats)
+        results = _throughput_runs(latency, n, repeats)
         rate = {name: median([r["rate"] for r in runs]) for name, runs in results.items()}
         cpu = {name: median([r["cpu_us"] for r in runs]) for name, runs in results.items()}
         ms = f"{latency * 1000:.0f} ms"
@@ -175,7 +198,8 @@ def row_throughput(n: int, repeats: int, latencies: list[float]) -> list[list[st
             [
                 f"dispatch throughput, distinct texts, C=64, fake {ms}",
                 f"smsgate {rate['smsgate']:,.0f} msg/s; aiohttp loop {rate['aiohttp']:,.0f}; "
-                f"httpx loop {rate['httpx']:,.0f}",
+                f"httpx loop {rate['httpx']:,.0f}; (IppanelGateway.send loop, no dispatcher: "
+                f"{rate['gateway']:,.0f})",
                 f"**{vs_aiohttp:.2f}×** aiohttp (≥ 0.9), **{vs_httpx:.1f}×** httpx (≥ 3)",
                 _verdict(vs_aiohttp >= 0.9 and vs_httpx >= 3),
             ]
@@ -185,7 +209,8 @@ def row_throughput(n: int, repeats: int, latencies: list[float]) -> list[list[st
             [
                 f"client CPU per request, fake {ms}",
                 f"smsgate {cpu['smsgate']:.0f} µs; aiohttp loop {cpu['aiohttp']:.0f} µs; "
-                f"httpx loop {cpu['httpx']:.0f} µs",
+                f"httpx loop {cpu['httpx']:.0f} µs; (IppanelGateway.send loop "
+                f"{cpu['gateway']:.0f} µs)",
                 f"smsgate above the transport: **{overhead:+.0%}** (≤ +15 %)",
                 _verdict(overhead <= 0.15),
             ]
@@ -199,14 +224,14 @@ def row_batched(n: int, unbatched_n: int, repeats: int) -> list[list[str]]:
         url = server.url
 
         def batched() -> dict[str, float]:
-            return timed(
-                server, lambda: asyncio.run(smsgate_dispatch(url, n, same_text=True)), n
-            )
+            return timed(server, lambda: asyncio.run(smsgate_dispatch(url, n, same_text=True)), n)
 
         def unbatched() -> dict[str, float]:
             return timed(
                 server,
-                lambda: asyncio.run(smsgate_dispatch(url, unbatched_n, same_text=True, max_batch=1)),
+                lambda: asyncio.run(
+                    smsgate_dispatch(url, unbatched_n, same_text=True, max_batch=1)
+                ),
                 unbatched_n,
             )
 
@@ -253,13 +278,28 @@ def row_limiter(rate: int, seconds: float) -> list[list[str]]:
     ]
 
 
+def _peak_rss_mib() -> float:
+    """This process's peak resident set size (VmHWM), in MiB.
+
+    Not ``getrusage().ru_maxrss``: Linux carries that over ``execve`` from the parent, so a
+    child started by a bigger process would report the parent's peak.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux
+
+
 def _rss_child(n: int, url: str) -> None:
     """In a fresh process: stream n messages, print the peak RSS in MiB as JSON."""
-    import smsgate  # noqa: F401 - imported before the baseline, like any program would
+    import aiohttp  # noqa: F401 - the baseline includes the HTTP stack, loaded either way
+    import httpx  # noqa: F401
 
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    import smsgate  # noqa: F401
+
+    baseline = _peak_rss_mib()
     report = asyncio.run(smsgate_dispatch(url, n))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _peak_rss_mib()
     print(json.dumps({"n": n, "baseline": baseline, "peak": peak, "sent": report.sent}))
 
 
@@ -280,7 +320,7 @@ def row_rss(counts: list[int]) -> list[list[str]]:
     small, large = counts[0], counts[-1]
     growth = peaks[large]["peak"] - peaks[small]["peak"]
     detail = "; ".join(
-        f"{n:,}: peak {p['peak']:.0f} MiB (after import {p['baseline']:.0f})"
+        f"{n:,}: peak {p['peak']:.1f} MiB (after imports {p['baseline']:.1f})"
         for n, p in peaks.items()
     )
     return [

@@ -138,7 +138,12 @@ def _attrs_parameters(cls: griffe.Class, *, class_kw_only: bool) -> list[griffe.
         if str(d.value).endswith(".default")
     }
     for member in list(cls.members.values()):
-        if member.is_alias or not member.is_attribute or member.annotation is None:
+        if (
+            member.is_alias
+            or not member.is_attribute
+            or member.annotation is None
+            or "property" in member.labels
+        ):
             continue
         line = member.lineno or 0
         if str(member.annotation).startswith(("ClassVar", "typing.ClassVar")) or any(
@@ -283,6 +288,8 @@ def _literal_blocks(lines: list[str]) -> list[str]:
         out.append(f"{fence_indent}```{_language(code)}")
         out.extend(f"{fence_indent}{c}" if c else "" for c in code)
         out.append(f"{fence_indent}```")
+        if j < len(lines):
+            out.append("")  # the blank lines after the block were taken with it
         i = j
     return out
 

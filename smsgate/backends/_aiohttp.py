@@ -3,9 +3,8 @@
 Why it exists (measured in ``benchmarks/transports.py``, table in ``benchmarks/README.md``):
 httpx's own pool (httpcore) gets slower as concurrency grows (encode/httpx#3215), and a
 bulk sender runs at high concurrency by design. Keeping httpx as the API and swapping only
-the transport keeps every httpx feature users rely on (their own ``AsyncClient``,
-``MockTransport``, event hooks, proxies from the environment) while the sockets are
-aiohttp's.
+the transport keeps what users rely on (their own ``AsyncClient``, ``MockTransport``,
+respx) while smsgate's own sockets are aiohttp's.
 
 Why not the ``httpx-aiohttp`` package (0.2.0): its exception table maps
 ``aiohttp.ClientConnectionError`` to ``httpx.ConnectTimeout``, so a server that read the
@@ -27,15 +26,16 @@ Timeouts (``httpx.Timeout``, per request) map onto aiohttp's:
 * ``write`` has no aiohttp counterpart; the bodies smsgate sends are a few KiB and are
   handed to the kernel at once, after which the read timeout runs.
 
-Only imported when an asyncio loop is running and aiohttp is installed.
+Only used when an asyncio loop is running, aiohttp is installed, and no proxy is set in
+the environment (``HTTP(S)_PROXY``/``ALL_PROXY``: httpx's own transport honours those, with
+``NO_PROXY``, as httpx users expect).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import ssl
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -51,52 +51,44 @@ _CHUNK = 64 * 1024
 _TimeoutKey = tuple[float | None, float | None, float | None, float | None]
 
 
-@contextlib.contextmanager
-def _mapped(request: httpx.Request | None, *, reading: bool) -> Iterator[None]:
-    """Translate aiohttp's errors into the httpx ones that say what happened to the request.
+def _translate(
+    exc: aiohttp.ClientError, request: httpx.Request | None, *, reading: bool
+) -> httpx.TransportError:
+    """The httpx error that says what happened to the request (see the module docstring).
+
+    A function called from ``except`` clauses rather than a context manager: it is on the
+    path of every failed request only, and costs nothing on the others.
 
     Args:
+        exc: What aiohttp raised.
         request: Attached to the httpx error, as httpx's own transports do (``None`` on
             the direct path, which has no ``httpx.Request``).
         reading: The request is known to have gone out (the answer is being read).
     """
-    try:
-        yield
-    except aiohttp.ConnectionTimeoutError as exc:
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
         # aiohttp's ``connect`` budget: waiting for a pooled connection or opening one.
-        raise httpx.ConnectTimeout(
-            str(exc) or "timed out opening a connection", request=request
-        ) from exc
-    except (aiohttp.ClientConnectorError, aiohttp.ServerFingerprintMismatch) as exc:
+        return httpx.ConnectTimeout(message, request=request)
+    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ServerFingerprintMismatch):
         # Refused, unreachable, DNS, TLS handshake or certificate: nothing was written.
-        raise httpx.ConnectError(str(exc), request=request) from exc
-    except aiohttp.ServerTimeoutError as exc:
+        return httpx.ConnectError(message, request=request)
+    if isinstance(exc, aiohttp.ServerTimeoutError):
         # ``SocketTimeoutError`` (and any other timeout but the connect one): the request
         # went out and the answer did not come in time.
-        raise httpx.ReadTimeout(
-            str(exc) or "timed out reading the answer", request=request
-        ) from exc
-    except aiohttp.ServerDisconnectedError as exc:
+        return httpx.ReadTimeout(message, request=request)
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
         # The server closed the connection before a complete answer. It may have acted on
         # the request first, even on a reused keep-alive connection: never "not sent".
-        raise httpx.RemoteProtocolError(
-            str(exc) or "server disconnected without a complete answer", request=request
-        ) from exc
-    except aiohttp.ClientPayloadError as exc:
-        raise httpx.RemoteProtocolError(
-            str(exc) or "the answer's body was cut short", request=request
-        ) from exc
-    except (aiohttp.NonHttpUrlClientError, aiohttp.InvalidURL) as exc:
-        raise httpx.UnsupportedProtocol(str(exc), request=request) from exc
-    except aiohttp.ClientResponseError as exc:
-        # A status line or headers aiohttp could not parse: the server did answer.
-        raise httpx.RemoteProtocolError(exc.message or str(exc), request=request) from exc
-    except (aiohttp.ClientOSError, aiohttp.ClientConnectionError) as exc:
+        return httpx.RemoteProtocolError(message, request=request)
+    if isinstance(exc, aiohttp.NonHttpUrlClientError | aiohttp.InvalidURL):
+        return httpx.UnsupportedProtocol(message, request=request)
+    if isinstance(exc, aiohttp.ClientOSError | aiohttp.ClientConnectionError):
         # A reset or another socket error after the connection was made.
         error = httpx.ReadError if reading else httpx.WriteError
-        raise error(str(exc) or type(exc).__name__, request=request) from exc
-    except aiohttp.ClientError as exc:
-        raise httpx.RemoteProtocolError(str(exc) or type(exc).__name__, request=request) from exc
+        return error(message, request=request)
+    # ClientResponseError (a status line or headers aiohttp could not parse: the server
+    # did answer) and anything newer: the request may have been acted on.
+    return httpx.RemoteProtocolError(message, request=request)
 
 
 class _Body(httpx.AsyncByteStream):
@@ -107,9 +99,11 @@ class _Body(httpx.AsyncByteStream):
         self._request = request
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        with _mapped(self._request, reading=True):
+        try:
             async for chunk in self._response.content.iter_chunked(_CHUNK):
                 yield chunk
+        except aiohttp.ClientError as exc:
+            raise _translate(exc, self._request, reading=True) from exc
 
     async def aclose(self) -> None:
         # A fully read body returns the connection to the pool; a partly read one closes it.
@@ -194,7 +188,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             # aiohttp frames the body itself.
             if name.lower() != b"transfer-encoding"
         ]
-        with _mapped(request, reading=False):
+        try:
             response = await session.request(
                 request.method,
                 str(request.url),
@@ -203,6 +197,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 allow_redirects=False,
                 timeout=self._client_timeout(request.extensions.get("timeout")),
             )
+        except aiohttp.ClientError as exc:
+            raise _translate(exc, request, reading=False) from exc
         extensions: dict[str, Any] = {
             "http_version": f"HTTP/{response.version.major}.{response.version.minor}".encode()
             if response.version
@@ -254,7 +250,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             request_headers["Content-Type"] = "application/json"
         if params:
             url = str(httpx.URL(url, params=params))
-        with _mapped(None, reading=False):
+        try:
             response = await session.request(
                 method,
                 url,
@@ -266,16 +262,22 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 auto_decompress=True,
                 timeout=self._client_timeout(timeouts),
             )
+        except aiohttp.ClientError as exc:
+            raise _translate(exc, None, reading=False) from exc
         try:
-            with _mapped(None, reading=True):
-                content = await _read_capped(response)
+            content = await _read_capped(response)
+        except aiohttp.ClientError as exc:
+            raise _translate(exc, None, reading=True) from exc
         finally:
             response.release()
-        answer_headers: dict[str, str] = {}
-        for name, value in response.headers.items():
-            key = name.lower()
-            previous = answer_headers.get(key)
-            answer_headers[key] = value if previous is None else f"{previous}, {value}"
+        # Lower-case names, as ``dict(httpx.Headers)`` gives; repeated headers joined.
+        answer_headers = {name.lower(): value for name, value in response.headers.items()}
+        if len(answer_headers) != len(response.headers):
+            answer_headers = {}
+            for name, value in response.headers.items():
+                key = name.lower()
+                previous = answer_headers.get(key)
+                answer_headers[key] = value if previous is None else f"{previous}, {value}"
         return HttpAnswer(status_code=response.status, content=content, headers=answer_headers)
 
     async def aclose(self) -> None:

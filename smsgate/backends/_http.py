@@ -24,6 +24,7 @@ import enum
 import json
 import sys
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -85,7 +86,7 @@ class Scrubber:
         for secret in secrets:
             if not secret:
                 continue
-            forms.update({secret, quote(secret, safe=""), quote_plus(secret)})
+            forms.update({secret, quote(secret, safe=""), quote(secret), quote_plus(secret)})
             forms.add(json.dumps(secret)[1:-1])
         # Longest first, so that an encoded form is not half-replaced by a shorter one.
         return cls(tuple(sorted(forms, key=len, reverse=True)))
@@ -470,9 +471,11 @@ def _default_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport | None:
     Chosen by measurement (``benchmarks/README.md``): under asyncio, an aiohttp pool behind
     httpx's API is several times faster than httpcore's at the concurrency a bulk send
     runs at. aiohttp is asyncio-only, so under trio (or anything else) httpx's own pool
-    stays. Called lazily, inside the running event loop, when the client is first needed.
+    stays; so it does while a proxy is configured in the environment or respx's global
+    mock is active. Called lazily, inside the running event loop, when the client is first
+    needed.
     """
-    if _running_async_library() != "asyncio" or _respx_is_mocking():
+    if _running_async_library() != "asyncio" or _respx_is_mocking() or _proxy_in_environment():
         return None
     try:
         from ._aiohttp import AiohttpTransport
@@ -491,6 +494,13 @@ def _running_async_library() -> str | None:
         return sniffio.current_async_library()
     except sniffio.AsyncLibraryNotFoundError:
         return None
+
+
+def _proxy_in_environment() -> bool:
+    # HTTP(S)_PROXY / ALL_PROXY (and NO_PROXY's exceptions) are honoured by httpx's own
+    # transport, exactly as users expect from httpx; keep it rather than re-implement that.
+    proxies = urllib.request.getproxies()
+    return any(proxies.get(scheme) for scheme in ("http", "https", "all"))
 
 
 def _respx_is_mocking() -> bool:

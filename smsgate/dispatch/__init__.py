@@ -7,14 +7,18 @@
   start (concurrency, how many run at once, is a separate knob).
 * :class:`FallbackPolicy` of :class:`Route` objects: where a recipient goes next when a
   route cannot reach it; :class:`RetryPolicy`: what is retried (never a maybe-sent send).
-* :class:`Journal` (:class:`MemoryJournal`, ``SqliteJournal``): what lets a job resume
-  without double sends.
+* :class:`Journal` (:class:`MemoryJournal`, :class:`SqliteJournal`): what lets a job resume
+  without double sends. ``SqliteJournal`` (and sqlite3) load on first use.
+* :class:`CircuitBreaker`: skips a route that is down (``FallbackPolicy(breaker=...)``).
 
 See docs/dispatch.md.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+from ._breaker import CircuitBreaker, CircuitOpenError
 from ._dispatcher import BulkDispatcher, DispatcherStatistics
 from ._fallback import FallbackPolicy, Route, RouteBreaker
 from ._journal import Journal, JournalEntry, JournalStatus, MemoryJournal, journal_key
@@ -22,9 +26,24 @@ from ._limiter import LimiterStatistics, RateLimit, RateLimiter, RateUnit, Token
 from ._retry import RetryPolicy
 from ._values import BulkReport, Estimate, Outcome, OutcomeStatus, Progress
 
+if TYPE_CHECKING:
+    from ._sqlite_journal import SqliteJournal
+
+
+def __getattr__(name: str) -> Any:
+    # SqliteJournal (and sqlite3) load only when used, like BulkDispatcher(journal="path").
+    if name == "SqliteJournal":
+        from ._sqlite_journal import SqliteJournal
+
+        return SqliteJournal
+    raise AttributeError(f"module 'smsgate.dispatch' has no attribute {name!r}")
+
+
 __all__ = [
     "BulkDispatcher",
     "BulkReport",
+    "CircuitBreaker",
+    "CircuitOpenError",
     "DispatcherStatistics",
     "Estimate",
     "FallbackPolicy",
@@ -42,6 +61,7 @@ __all__ = [
     "RetryPolicy",
     "Route",
     "RouteBreaker",
+    "SqliteJournal",
     "TokenBucket",
     "journal_key",
 ]

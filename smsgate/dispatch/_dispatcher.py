@@ -25,6 +25,7 @@ Cancellation propagates; nothing is left running and no limiter token stays held
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import math
@@ -32,7 +33,9 @@ import os
 import random
 import time
 from array import array
+from collections import deque
 from collections.abc import (
+    AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
     Awaitable,
@@ -444,7 +447,7 @@ class BulkDispatcher:
         job_id: str = "default",
         *,
         total: int | None = None,
-    ) -> AsyncIterator[Outcome]:
+    ) -> AsyncGenerator[Outcome, None]:
         """Send every message, yielding one :class:`Outcome` per row as each finishes.
 
         The job runs while you iterate. If the loop may end early (``break``, an
@@ -512,7 +515,8 @@ class BulkDispatcher:
         """
         price = None if price_per_part is None else Decimal(str(price_per_part))
         seen = _SeenSet()
-        groups: dict[tuple[str, str | None], int] = {}
+        # (text, sender) fingerprint -> [rows, parts of the text]: 8-byte keys, not texts.
+        groups: dict[int, list[int]] = {}
         rows = duplicates = invalid = already = recipients = parts = 0
         journal, owned = await self._open_journal()
         try:
@@ -533,28 +537,33 @@ class BulkDispatcher:
                         already += 1
                         continue
                     recipients += 1
-                    text, sender = item.message.text, item.message.sender
-                    parts += _parts(text)
-                    groups[(text, sender)] = groups.get((text, sender), 0) + 1
+                    text = item.message.text
+                    group = _fingerprint("", text, item.message.sender)
+                    counter = groups.get(group)
+                    if counter is None:
+                        counter = groups[group] = [0, _parts(text)]
+                    counter[0] += 1
+                    parts += counter[1]
 
-            async for message in _aiter(messages):
-                rows += 1
-                _check_row(message, rows)
-                if not message.text:
-                    invalid += 1
-                    continue
-                try:
-                    recipient = normalize_msisdn(message.to)
-                except InvalidRecipientError:
-                    invalid += 1
-                    continue
-                if not seen.add(_fingerprint(recipient, message.text, message.sender)):
-                    duplicates += 1
-                    continue
-                pending.append(_Item(message, recipient))
-                if len(pending) >= 512:
-                    await settle(pending)
-                    pending = []
+            async with contextlib.aclosing(_aiter(messages)) as source:
+                async for message in source:
+                    rows += 1
+                    _check_row(message, rows)
+                    if not message.text:
+                        invalid += 1
+                        continue
+                    try:
+                        recipient = normalize_msisdn(message.to)
+                    except InvalidRecipientError:
+                        invalid += 1
+                        continue
+                    if not seen.add(_fingerprint(recipient, message.text, message.sender)):
+                        duplicates += 1
+                        continue
+                    pending.append(_Item(message, recipient))
+                    if len(pending) >= 512:
+                        await settle(pending)
+                        pending = []
             await settle(pending)
         finally:
             if owned and journal is not None:
@@ -562,8 +571,8 @@ class BulkDispatcher:
                     await journal.aclose()
         size = self._batch_size(0)
         requests = 0
-        for (text, _sender), count in groups.items():
-            per = _clamp_for_limiter(size, _parts(text), self.limiter) or 1
+        for count, text_parts in groups.values():
+            per = _clamp_for_limiter(size, text_parts, self.limiter) or 1
             requests += math.ceil(count / per)
         credit: Decimal | None = None
         gateway = self.policy.routes[0].gateway
@@ -646,7 +655,7 @@ def _check_row(message: object, row: int) -> None:
         )
 
 
-async def _aiter(messages: Messages) -> AsyncIterator[Message]:
+async def _aiter(messages: Messages) -> AsyncGenerator[Message, None]:
     """Iterate either kind of input (sync inputs yield to the loop every few rows)."""
     if isinstance(messages, AsyncIterable):
         async for message in messages:
@@ -676,12 +685,21 @@ def _resendable(entry: JournalEntry) -> bool:
 
 
 def _clamp_for_limiter(size: int, parts: int, limiter: RateLimiter) -> int:
-    """Shrink a batch so one request's amount fits the limiter (0: not even one fits)."""
+    """Fit a batch to a limiter that counts recipients or parts (0: not even one fits).
+
+    A request of ``n`` numbers takes ``n`` (or ``n * parts``) units, and a window holds at
+    most ``max_amount``: batches of 40 under 100 recipients/s fit only two per window (80/s),
+    so the size is evened out to ``cap // k`` (three batches of 33: 99/s).
+    """
     cap = limiter.max_amount
     if cap is None or limiter.unit == "requests":
         return size
-    per_recipient = parts if limiter.unit == "parts" else 1
-    return min(size, cap // per_recipient)
+    per_window = cap // (parts if limiter.unit == "parts" else 1)
+    if per_window < 1:
+        return 0
+    if size >= per_window:
+        return per_window
+    return per_window // math.ceil(per_window / size)
 
 
 def _amount(count: int, text: str, limiter: RateLimiter) -> int:
@@ -719,15 +737,16 @@ class _Job:
         self.in_flight = 0
         self.started = 0.0
         self.ended: float | None = None
-        self.last_progress = -math.inf
-        self.last_done = 0
+        self.last_progress = 0.0
+        self.samples: deque[tuple[float, int]] = deque(maxlen=8)  # (time, done) for the rate
         self.rate = 0.0
 
     # -- the job ---------------------------------------------------------------------------
 
     async def execute(self, messages: Messages, sink: Sink) -> None:
         self.sink = sink
-        self.started = self.clock()
+        self.started = self.last_progress = self.clock()
+        self.samples.append((self.started, 0))
         self.d._jobs.add(self)
         journal, owned = await self.d._open_journal()
         try:
@@ -757,7 +776,12 @@ class _Job:
         size = _clamp_for_limiter(self.d._batch_size(0), 1, self.limiter) or 1
         batcher = _Batcher(size, self.d.linger)
         if isinstance(messages, AsyncIterable):
-            await self._read_async(messages, batcher, out)
+            if batcher.size > 1:
+                await self._read_async(messages, batcher, out)
+            else:  # nothing lingers: no helper tasks needed
+                async for message in messages:
+                    for batch in await self._admit(message, batcher):
+                        await out.send(batch)
         else:
             for message in messages:
                 for batch in await self._admit(message, batcher):
@@ -1107,12 +1131,13 @@ class _Job:
         elapsed = max(0.0, now - self.started)
         if final:
             self.rate = done / elapsed if elapsed > 0 else 0.0
-        elif self.last_progress > -math.inf and now > self.last_progress:
-            instant = (done - self.last_done) / (now - self.last_progress)
-            self.rate = instant if self.rate == 0 else 0.3 * instant + 0.7 * self.rate
-        elif elapsed > 0:
-            self.rate = done / elapsed
-        self.last_progress, self.last_done = now, done
+        else:
+            # The rate over the last few events (up to 8 intervals): recent enough to
+            # follow a slow-down, long enough not to jump with each batch.
+            then, done_then = self.samples[0]
+            self.rate = (done - done_then) / (now - then) if now > then else 0.0
+            self.samples.append((now, done))
+        self.last_progress = now
         eta: float | None = None
         if self.total is not None and self.rate > 0:
             eta = max(0, self.total - done) / self.rate

@@ -40,7 +40,7 @@ def _route_name(name: str | None, self_: Any) -> str:
     return name
 
 
-def _check_gateway(value: Any) -> Any:
+def _check_gateway(value: SmsGateway) -> SmsGateway:
     # A converter, not a validator: it must run before the name's converter reads
     # gateway.name. Structural, and only what the dispatcher uses (doubles need no delivery).
     missing = [a for a in ("name", "max_recipients", "send") if not hasattr(value, a)]

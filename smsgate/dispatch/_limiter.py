@@ -477,6 +477,8 @@ class _PauseOnly:
 
     async def acquire(self, amount: int = 1) -> None:
         """Wait out a pause, if one is in force."""
+        if self._paused_until == -math.inf:
+            return  # never paused: no need to read the clock
         while (delay := self._paused_until - self._clock()) > _EPSILON:
             await self._sleep(delay)
 

@@ -125,6 +125,7 @@ class FakeCore:
             return self._rng.random()
 
     def count_request(self) -> None:
+        """Count one HTTP request received (before any fault is applied)."""
         with self._lock:
             self.requests += 1
 
@@ -143,6 +144,7 @@ class FakeCore:
             self.ledger.extend(entries)
 
     def is_opted_out(self, msisdn: str) -> bool:
+        """Whether an E.164 number is on the operators' opt-out list."""
         return msisdn in self.opted_out
 
     def sent_to(self, msisdn: str) -> int:

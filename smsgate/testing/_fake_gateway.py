@@ -228,7 +228,7 @@ class FakeGateway:
             error = self._decide(recipients, text, sender, started)
             ended = "" if error is None else type(error).__name__
             if error is None or error.maybe_sent:
-                message_id = self._accept(recipients, text, sender)
+                message_id = self._accept(recipients, text, sender, self._clock())
             if error is not None:
                 raise error
         finally:
@@ -338,12 +338,11 @@ class FakeGateway:
             return InsufficientCreditError(provider=self.name)
         return None
 
-    def _accept(self, recipients: tuple[str, ...], text: str, sender: str | None) -> str:
+    def _accept(self, recipients: tuple[str, ...], text: str, sender: str | None, at: float) -> str:
         message_id = str(next(self._ids))
         parts = _parts(text)
         if self.price_per_part:
             self.balance -= self.price_per_part * parts * len(recipients)
-        at = self._clock()
         sends = [
             FakeSend(
                 recipient=r,

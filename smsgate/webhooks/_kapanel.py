@@ -106,7 +106,17 @@ _STATUSES: Final[Mapping[str, DeliveryState]] = MappingProxyType(
 # RFC 8259 says JSON is UTF-8; its predecessor allowed UTF-16 and UTF-32. Nothing else is
 # accepted, whatever a Content-Type claims (a "charset" of rot13 or base64 is no text).
 _CHARSETS: Final = frozenset(
-    {"utf-8", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be", "ascii"}
+    {
+        "utf-8",
+        "utf-8-sig",
+        "utf-16",
+        "utf-16-le",
+        "utf-16-be",
+        "utf-32",
+        "utf-32-le",
+        "utf-32-be",
+        "ascii",
+    }
 )
 
 _MAX_ID_CHARS: Final = 128
@@ -124,9 +134,12 @@ _RFC3339: Final = re.compile(
 _MISSING: Final = object()
 
 
+_IGNORED_IN_NAMES: Final = str.maketrans("", "", "_-. ")
+
+
 def _norm(name: str) -> str:
     """A key or status as compared: case-folded, without ``_``, ``-``, ``.`` or spaces."""
-    return "".join(ch for ch in name.casefold() if ch not in "_-. ")
+    return name.casefold().translate(_IGNORED_IN_NAMES)
 
 
 def _short(value: object) -> str:
@@ -229,8 +242,10 @@ def _decode(body: bytes, headers: Mapping[str, str] | None) -> Any:
     content_type = _header(headers, "content-type")
     charset = _charset(content_type)
     try:
-        codec = codecs.lookup(charset).name
-    except LookupError:
+        # A header is attacker-controlled: a NUL or a surrogate makes lookup raise
+        # ValueError, not LookupError; a name longer than any codec's is not looked up.
+        codec = codecs.lookup(charset).name if len(charset) <= 40 else ""
+    except (LookupError, ValueError):
         codec = ""
     if codec not in _CHARSETS:
         raise UnreadableReportError(f"unsupported charset {charset[:40]!r}: JSON is UTF-8")
@@ -493,5 +508,10 @@ def parse_kapanel_delivery(
         MalformedReportError: The JSON is not a delivery report.
         ConfigurationError: A bad ``field_map`` or ``status_map``.
     """
+    if field_map is None and status_map is None:
+        return _DEFAULT_PARSER(body, headers)
     parser = KapanelDeliveryParser(field_map=field_map, status_map=status_map)
     return parser(body, headers)
+
+
+_DEFAULT_PARSER: Final = KapanelDeliveryParser()

@@ -71,7 +71,8 @@ def _secret_bytes(value: str | None) -> bytes | None:
 def _networks(value: Iterable[_SourceSpec] | str | None) -> tuple[_Network, ...] | None:
     if value is None:
         return None
-    if isinstance(value, str | ipaddress.IPv4Address | ipaddress.IPv6Address):
+    if isinstance(value, str | ipaddress.IPv4Address | ipaddress.IPv6Address | _Network):
+        # One address or network given bare (a network object is iterable: over its hosts).
         value = [value]
     nets: list[_Network] = []
     for spec in value:

@@ -31,6 +31,14 @@ LIMITS = httpx.Limits(max_connections=4, max_keepalive_connections=4)
 SHORT = httpx.Timeout(5.0, read=0.3, pool=0.3)
 
 
+@pytest.fixture(autouse=True)
+def no_proxy_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proxy set on the machine would (rightly) switch the transport; these tests need none."""
+    for scheme in ("http", "https", "all"):
+        for name in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+
+
 # -- a raw socket server ---------------------------------------------------------------
 
 
@@ -185,6 +193,20 @@ async def test_own_client_takes_the_direct_path_only_under_asyncio(anyio_backend
             borrowed = Probe(base_url=server.url, http_client=client)
             assert await borrowed.post() == b"[0]"
             assert borrowed._direct is None
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("variable", ["HTTPS_PROXY", "http_proxy", "ALL_PROXY"])
+async def test_proxy_in_environment_keeps_httpx_transport(
+    variable: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A proxy configured in the environment is honoured by httpx's own transport."""
+    monkeypatch.setenv(variable, "http://127.0.0.1:3128")
+    assert _default_transport(LIMITS) is None
+    monkeypatch.delenv(variable)
+    transport = _default_transport(LIMITS)
+    assert isinstance(transport, AiohttpTransport)
+    await transport.aclose()
 
 
 @pytest.mark.asyncio

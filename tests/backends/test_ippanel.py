@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -354,6 +356,14 @@ def test_error_table_covers_protocol_page() -> None:
     listed |= set(range(301, 318)) | {404, 455, 456, 458, 962, 963, 964, 970, 971, 972}
     listed |= {992, 993, 994, 995, 996, 997, 998, 1001, 1002, 1003, 1004, 1005, 1006, 105}
     assert listed <= set(ERROR_CODES)
+
+
+def test_docs_error_table_matches_code() -> None:
+    """docs/backends/ippanel.md lists every code with the class the code raises."""
+    page = Path(__file__).resolve().parents[2] / "docs" / "backends" / "ippanel.md"
+    rows = re.findall(r"^\| (\d+) \| `(\w+)` \|", page.read_text(encoding="utf-8"), re.M)
+    documented = {int(code): name for code, name in rows}
+    assert documented == {code: cls.__name__ for code, (cls, _m) in ERROR_CODES.items()}
 
 
 @pytest.mark.asyncio

@@ -53,7 +53,7 @@ def test_route_refuses_bad_names_and_senders() -> None:
     with pytest.raises(ConfigurationError):
         Route(gw, name="")
     with pytest.raises(ConfigurationError):
-        Route(gw, sender=123)  # type: ignore[arg-type]
+        Route(gw, sender=123)
     gw.max_recipients = 0
     with pytest.raises(ConfigurationError):
         Route(gw)
@@ -78,7 +78,7 @@ def test_policy_needs_a_list_of_routes() -> None:
         FallbackPolicy(Route(gw))  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="list of routes"):
         FallbackPolicy(gw)  # type: ignore[arg-type]
-    wrapped = FallbackPolicy([gw, FakeGateway(name="other")])  # type: ignore[list-item]
+    wrapped = FallbackPolicy([gw, FakeGateway(name="other")])
     assert [r.name for r in wrapped.routes] == ["fake:default", "other:default"]
 
 
@@ -99,7 +99,7 @@ def test_should_fall_back_rules() -> None:
     assert not wide.should_fall_back(ProviderUnavailableError(provider="x", maybe_sent=True))
     assert not wide.should_fall_back(OutcomeUnknownError("timeout"))
 
-    single = FallbackPolicy([gw], on=ProviderUnavailableError)  # type: ignore[arg-type]
+    single = FallbackPolicy([gw], on=ProviderUnavailableError)
     assert single.on == (ProviderUnavailableError,)
     predicate = FallbackPolicy([gw], on=lambda e: "line" in str(e))
     assert predicate.should_fall_back(NotSentError("line busy"))
@@ -111,7 +111,7 @@ def test_should_fall_back_rules() -> None:
 def test_on_refuses_non_errors(bad: object) -> None:
     """`on` takes SmsGateError subclasses or a callable."""
     with pytest.raises(ConfigurationError):
-        FallbackPolicy([FakeGateway()], on=bad)  # type: ignore[arg-type]
+        FallbackPolicy([FakeGateway()], on=bad)
 
 
 def test_circuit_breaker_is_a_route_breaker() -> None:
@@ -140,7 +140,7 @@ async def test_same_gateway_second_line() -> None:
     """line -> line2 on one gateway: the second route's sender is used for the opted-out."""
     gw = FakeGateway(name="negin")
 
-    def refuse_line1(request):  # type: ignore[no-untyped-def]
+    def refuse_line1(request):
         if request.sender == "line1" and request.recipients[0].endswith("1"):
             return RecipientOptedOutError(provider="negin")
         return None
@@ -204,7 +204,8 @@ async def test_last_route_failure_is_reported_with_its_route() -> None:
     a = FakeGateway(name="a", opted_out=[OPTED])
     b = FakeGateway(name="b", opted_out=[OPTED])
     outcomes = [
-        o async for o in BulkDispatcher(FallbackPolicy([a, b])).stream([Message(to=OPTED, text="x")])
+        o
+        async for o in BulkDispatcher(FallbackPolicy([a, b])).stream([Message(to=OPTED, text="x")])
     ]
     assert [(o.status, o.route, type(o.error)) for o in outcomes] == [
         ("failed", "b:default", RecipientOptedOutError)

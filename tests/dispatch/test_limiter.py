@@ -6,6 +6,7 @@ MockClock, which jumps as soon as every task sleeps.
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import anyio
@@ -50,7 +51,7 @@ def test_rate_limit_refuses_bad_settings(kwargs: dict[str, object]) -> None:
 
 
 def test_rate_limit_derived_values() -> None:
-    """interval is per/rate; capacity is rate + burst - 1; the value is frozen and equal by value."""
+    """interval is per/rate; capacity is rate + burst - 1; the value is frozen, equal by value."""
     limit = RateLimit(50, per=2.0, burst=5, unit="parts")
     assert limit.interval == pytest.approx(0.04)
     assert limit.capacity == 54
@@ -78,7 +79,7 @@ async def test_smooth_pacing_with_burst_one() -> None:
     for _ in range(50):
         await limiter.acquire()
         starts.append(t())
-    gaps = {round(b - a, 9) for a, b in zip(starts, starts[1:], strict=False)}
+    gaps = {round(b - a, 9) for a, b in itertools.pairwise(starts)}
     assert gaps == {0.1}
     assert max_in_window(starts, 1.0) == 10
 
@@ -117,7 +118,7 @@ async def test_amount_bounds() -> None:
     limiter, _ = bucket(10, burst=3)
     assert limiter.max_amount == 12
     for bad in (0, -1, True, 13, 2.0):
-        with pytest.raises(ValueError, match="amount|cannot take"):
+        with pytest.raises(ValueError, match=r"amount|cannot take"):
             await limiter.acquire(bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="cannot take"):
         limiter.has_capacity(13)

@@ -95,8 +95,6 @@ def constant_is_documented(module_name: str, name: str, depth: int = 0) -> bool:
             targets = node.targets
         elif isinstance(node, ast.AnnAssign):
             targets = [node.target]
-        elif isinstance(node, ast.TypeAlias):
-            targets = [node.name]
         if any(isinstance(t, ast.Name) and t.id == name for t in targets):
             following = body[index + 1] if index + 1 < len(body) else None
             if (
@@ -159,7 +157,9 @@ def public_methods() -> list[tuple[str, Any]]:
     return found
 
 
-@pytest.mark.parametrize(("qualname", "func"), public_methods(), ids=[q for q, _ in public_methods()])
+@pytest.mark.parametrize(
+    ("qualname", "func"), public_methods(), ids=[q for q, _ in public_methods()]
+)
 def test_public_method_has_docstring(qualname: str, func: Any) -> None:
     """Each public method and property of a public class has its own docstring."""
     assert (getattr(func, "__doc__", None) or "").strip(), f"{qualname} has no docstring"

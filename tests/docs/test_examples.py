@@ -10,11 +10,11 @@ How a page's examples run (what a page author may rely on):
 * Every gateway that creates its own HTTP client (no ``http_client=`` given) talks to one
   in-process :class:`~smsgate.testing.FakeProvider`, whatever its ``base_url`` (so the real
   ``https://ippanel.com`` and a Kapanel origin both work; a loopback ``base_url`` such as
-  a ``serve_loopback`` server's is left alone). The fake accepts any user name
-  and password and owns the lines used on the pages (ippanel ``+983000505``, Negin
-  ``9830003300`` and ``9830007485``). ``09350000001`` is on its opt-out black list. Its time runs a billion times faster than real time,
-  so a delivery report asked for after a send is already final and a polling loop ends on
-  its first round.
+  a ``serve_loopback`` server's is left alone). The fake accepts any user name and
+  password and owns the lines used on the pages (ippanel ``+983000505``, Negin
+  ``9830003300`` and ``9830007485``); ``09350000001`` is on its opt-out black list. Its
+  time runs a billion times faster than real time, so a delivery report asked for after a
+  send is already final and a polling loop ends on its first round.
 * Pre-seeded names, for fragments that start from "given a gateway": ``gateway`` (an
   :class:`~smsgate.IppanelGateway` on the fake) and ``fake`` (the fake provider).
   Environment variables ``SMSGATE_USERNAME`` / ``SMSGATE_PASSWORD`` are set.
@@ -224,9 +224,7 @@ def _docs_world(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProvider]:
 
 @contextlib.asynccontextmanager
 async def _namespace(fake: FakeProvider) -> AsyncIterator[dict[str, Any]]:
-    gateway = smsgate.IppanelGateway(
-        username=USERNAME, password=PASSWORD, sender="+983000505"
-    )
+    gateway = smsgate.IppanelGateway(username=USERNAME, password=PASSWORD, sender="+983000505")
     try:
         yield {
             "__name__": "__main__",
@@ -250,9 +248,7 @@ async def _run(block: Block, namespace: dict[str, Any]) -> None:
         if code.co_flags & inspect.CO_COROUTINE:
             await eval(code, namespace)  # noqa: S307 - our own documentation's code
         else:
-            await anyio.to_thread.run_sync(
-                exec, code, namespace, abandon_on_cancel=True
-            )
+            await anyio.to_thread.run_sync(exec, code, namespace, abandon_on_cancel=True)
 
 
 # -- the tests -------------------------------------------------------------------------
@@ -297,8 +293,19 @@ def test_page_pytest_files_pass(page: Path, tmp_path: Path) -> None:
     # plugins (hypothesis, coverage...) saves most of the start-up time.
     env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "anyio", "-p", "no:cacheprovider",
-         "-W", "error", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "anyio",
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "error",
+            str(tmp_path),
+        ],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -394,7 +401,9 @@ async def test_gateways_reach_the_fake(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_sync_blocks_may_start_their_own_event_loop() -> None:
     """A block without top-level await compiles as plain code (it runs in a thread)."""
     block = Block(
-        page=DOCS / "index.md", line=1, source="import anyio\nanyio.run(anyio.sleep, 0)\n",
+        page=DOCS / "index.md",
+        line=1,
+        source="import anyio\nanyio.run(anyio.sleep, 0)\n",
         runnable=True,
     )
     assert not _compile(block).co_flags & inspect.CO_COROUTINE

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import pickle
+from collections.abc import Sequence
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 import smsgate
+from smsgate.dispatch import BulkDispatcher, FallbackPolicy, Route
 from smsgate.dispatch._breaker import CircuitBreaker, CircuitOpenError, Permit
 from smsgate.dispatch._fallback import RouteBreaker
 from smsgate.testing import FakeClock
@@ -256,3 +259,75 @@ def test_custom_trip_on() -> None:
     assert b.state("line") == "closed"
     fail(b, "line", TIMEOUT)
     assert b.state("line") == "open"
+
+
+class StubGateway:
+    """A gateway that either accepts everything or is down (HTTP 503), counting requests."""
+
+    max_recipients = 1
+
+    def __init__(self, name: str, *, down: bool) -> None:
+        self.name = name
+        self.down = down
+        self.requests = 0
+
+    async def send(
+        self, to: str | Sequence[str], text: str, *, sender: str | None = None
+    ) -> smsgate.SendReceipt:
+        self.requests += 1
+        await anyio.lowlevel.checkpoint()
+        if self.down:
+            raise smsgate.ProviderUnavailableError(
+                "down", provider=self.name, code="HTTP 503", maybe_sent=False
+            )
+        number = to if isinstance(to, str) else to[0]
+        return smsgate.SendReceipt(
+            message_id=str(self.requests),
+            message_ids={number: str(self.requests)},
+            provider=self.name,
+            recipients=(number,),
+        )
+
+    async def delivery(self, ref: smsgate.SendReceipt | str, /) -> list[smsgate.DeliveryReport]:
+        raise AssertionError("not used")  # pragma: no cover
+
+    async def aclose(self) -> None:
+        """Nothing to close."""
+
+    async def __aenter__(self) -> StubGateway:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+@pytest.mark.anyio
+async def test_dispatcher_skips_a_dead_route_instead_of_hammering_it() -> None:
+    """With the breaker in a FallbackPolicy, a dead first route gets threshold requests only."""
+    clock = FakeClock()
+    dead, alive = StubGateway("dead", down=True), StubGateway("alive", down=False)
+    breaker = CircuitBreaker(failure_threshold=3, cooldown=60, clock=clock)
+    policy = FallbackPolicy(
+        [Route(dead, name="dead"), Route(alive, name="alive")],
+        on=(smsgate.ProviderUnavailableError,),
+        breaker=breaker,
+    )
+    rows = [smsgate.Message(to=f"0912000{n:04d}", text="hi") for n in range(20)]
+    report = await BulkDispatcher(policy, concurrency=1).run(rows)
+    assert (report.sent, report.failed, report.unknown) == (20, 0, 0)
+    assert dead.requests == 3  # then its circuit opened: skipped, not hammered
+    assert alive.requests == 20
+    assert breaker.state("dead") == "open"
+
+    clock.advance(60)  # cool-down over: exactly one probe goes to the dead route
+    report = await BulkDispatcher(policy, concurrency=1).run(rows[:5], job_id="again")
+    assert report.sent == 5
+    assert dead.requests == 4
+    assert breaker.status("dead").trips == 2
+
+    dead.down = False
+    clock.advance(60)
+    report = await BulkDispatcher(policy, concurrency=1).run(rows[:5], job_id="third")
+    assert report.sent == 5
+    assert dead.requests == 9  # the probe succeeded, the circuit closed, the route is used
+    assert breaker.state("dead") == "closed"

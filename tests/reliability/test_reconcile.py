@@ -134,7 +134,7 @@ async def test_outcomes_with_a_partial_receipt() -> None:
     """An unknown outcome whose error carries a partial receipt is reconciled by its id."""
     gw = StubGateway({"31": [report("31", None, DeliveryState.DELIVERED)]})
     error = smsgate.OutcomeUnknownError("timeout")
-    error.receipt = SendReceipt(  # type: ignore[attr-defined]
+    error.receipt = SendReceipt(
         message_id="31", message_ids={A: "31"}, provider="negin", recipients=(A,)
     )
     outcome = Outcome(

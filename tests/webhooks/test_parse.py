@@ -564,6 +564,22 @@ def test_arbitrary_json(payload: Any, content_type: str | None) -> None:
     _parse_or_refuse(body, headers)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80), st.sampled_from([_body(PROPOSED), b"[]", b"{"]))
+def test_arbitrary_content_type(content_type: str, body: bytes) -> None:
+    """Any Content-Type header (NULs, surrogates, odd charsets) gives reports or a WebhookError."""
+    _parse_or_refuse(body, {"content-type": content_type})
+
+
+@pytest.mark.parametrize("charset", ["a\x00b", "\ud800", "x" * 100, "cp1256", "utf-7"])
+def test_hostile_charsets(charset: str) -> None:
+    """Odd charset names (NUL, surrogate, huge) and non-UTF ones are refused as unreadable."""
+    with pytest.raises(UnreadableReportError, match="charset"):
+        parse_kapanel_delivery(
+            _body(PROPOSED), {"content-type": f"application/json; charset={charset}"}
+        )
+
+
 _STATES = {"notsync", "send", "pending", "delivered", "failed", "discarded"}
 
 

@@ -233,7 +233,9 @@ def test_background_errors_are_kept(slow_fake: FakeProvider) -> None:
 )
 def test_loopback_urls_allowed(fake: FakeProvider, url: str) -> None:
     """Loopback URLs are accepted."""
-    WebhookPusher(fake, url).stop()
+    pusher = WebhookPusher(fake, url)
+    pusher.stop()
+    assert pusher.url == url
 
 
 @pytest.mark.parametrize(
@@ -257,7 +259,9 @@ def test_bad_settings(fake: FakeProvider, url: str, kwargs: dict[str, Any]) -> N
 
 def test_remote_allowed_when_asked(fake: FakeProvider) -> None:
     """allow_remote=True lifts the loopback guard (no request is made here)."""
-    WebhookPusher(fake, "https://example.com/hook", allow_remote=True).stop()
+    pusher = WebhookPusher(fake, "https://example.com/hook", allow_remote=True)
+    pusher.stop()
+    assert pusher.pushed == [] and pusher.failed == []
 
 
 @pytest.mark.parametrize(

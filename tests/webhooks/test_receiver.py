@@ -65,6 +65,8 @@ class Recorder:
         (["203.0.113.0/24"], "203.0.113.200", True),
         (["203.0.113.0/24"], "198.51.100.1", False),
         ("10.0.0.0/8", "10.1.2.3", True),
+        (ipaddress.ip_network("10.0.0.0/8"), "10.1.2.3", True),  # bare network, not iterated
+        (ipaddress.ip_address("10.0.0.1"), "10.0.0.2", False),
         ([ipaddress.ip_network("10.0.0.0/8")], "10.1.2.3", True),
         ([ipaddress.ip_address("10.0.0.1")], "10.0.0.1", True),
         (["203.0.113.1/24"], "203.0.113.9", True),  # host bits are forgiven

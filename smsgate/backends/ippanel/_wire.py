@@ -176,7 +176,7 @@ _HTTP_LOGGERS: Final = (
 
 
 class _CredentialLogFilter(logging.Filter):
-    """Removes credentials from the records of httpx and httpcore.
+    """Removes credentials from the log records of the HTTP libraries.
 
     httpx logs every request at INFO (``HTTP Request: POST https://…?password=… "HTTP/1.1
     200 OK"``), and the pattern endpoint carries the password in the query string. A filter
