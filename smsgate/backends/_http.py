@@ -22,6 +22,7 @@ import contextlib
 import email.utils
 import enum
 import json
+import re
 import sys
 import time
 import urllib.request
@@ -95,7 +96,18 @@ class Scrubber:
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, "***")
-        return text
+        # Any other spelling a client library may re-encode a query-string password into.
+        return _QUERY_SECRET.sub(r"\1=***", text)
+
+
+_QUERY_SECRET = re.compile(r"(?i)\b(pass(?:word)?|pwd)=[^&\s\"']*")
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
+
+
+def _describe(exc: BaseException, scrub: Scrubber) -> str:
+    """A transport error's class and text, with every URL and known secret removed."""
+    text = _URL.sub("<url>", str(exc))
+    return f"{type(exc).__name__}: {scrub(text)}" if text else type(exc).__name__
 
 
 @attrs.frozen(kw_only=True)
@@ -330,14 +342,15 @@ class HttpGateway:
                 detail=self._excerpt(answer) or None,
                 maybe_sent=maybe,
                 fallback_ok=not maybe,
+                retryable=not maybe,
             )
-        # Redirects, 404 and other client errors: a wrong base URL or path. The request
-        # was refused before any business logic ran.
+        # 4xx: a wrong base URL or path; the request was refused before any business
+        # logic ran. A redirect, though, may follow a processed POST (post-redirect-get).
         raise ProtocolError(
             "the provider answered with an unexpected HTTP status",
             status_code=status,
             excerpt=self._excerpt(answer),
-            maybe_sent=False,
+            maybe_sent=status < 400 and not idempotent,
         )
 
     def _excerpt(self, answer: HttpAnswer) -> str:
@@ -372,7 +385,7 @@ class HttpGateway:
             yield
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise NotSentError(
-                f"could not reach {self.name}: {type(exc).__name__}: {self._scrub(str(exc))}"
+                f"could not reach {self.name}: {_describe(exc, self._scrub)}"
             ) from exc
         except (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.ProxyError) as exc:
             raise NotSentError(
@@ -387,7 +400,7 @@ class HttpGateway:
             # the request may have been processed.
             raise OutcomeUnknownError(
                 f"no answer from {self.name} after the request went out: "
-                f"{type(exc).__name__}: {self._scrub(str(exc))}",
+                f"{_describe(exc, self._scrub)}",
                 maybe_sent=not idempotent,
                 retryable=idempotent,
             ) from exc

@@ -56,6 +56,7 @@ from ..exceptions import (
     InvalidRecipientError,
     InvalidSenderError,
     MessageRejectedError,
+    NotSentError,
     ProviderError,
     ProviderUnavailableError,
     RateLimitedError,
@@ -678,13 +679,33 @@ class NeginGateway(HttpGateway):
 
         self._ensure_client()  # a closed gateway raises RuntimeError here, not in a task
         workers = min(len(recipients), self._max_concurrency)
-        if workers == 1:
-            await worker()  # one number (the dispatcher's way): no task group needed
-        else:
-            async with anyio.create_task_group() as tg:
-                for _ in range(workers):
-                    tg.start_soon(worker)
+        try:
+            if workers == 1:
+                await worker()  # one number (the dispatcher's way): no task group needed
+            else:
+                async with anyio.create_task_group() as tg:
+                    for _ in range(workers):
+                        tg.start_soon(worker)
+        except BaseException:
+            if sent:
+                # Cancelled (or crashed) after some numbers went out: there is no receipt
+                # to return, so leave the ids where an operator can reconcile them.
+                logger.warning(
+                    "Negin send interrupted after %d of %d numbers were accepted; "
+                    "message ids: %s",
+                    len(sent),
+                    len(recipients),
+                    ",".join(s.message_id for s in sent.values()),
+                )
+            raise
 
+        # Numbers never tried (the send stopped after an account-wide refusal) are reported
+        # too: every number ends in the receipt or in .errors.
+        for recipient in recipients:
+            if recipient not in sent and recipient not in errors:
+                errors[recipient] = NotSentError(
+                    "not sent: the send stopped after an account-wide refusal"
+                )
         receipt = self._receipt(recipients, sent) if sent else None
         if not errors:
             assert receipt is not None
@@ -722,7 +743,7 @@ class NeginGateway(HttpGateway):
             answer = await self._request("POST", self._send_path, data=form)
         status, body = self._envelope(answer, idempotent=False)
         if status >= 0:
-            raise self._error(status, body.get("msg"))
+            raise self._error(status, body.get("msg"), sending=True)
         data = body.get("data")
         message_id = _as_text(data.get("message_id")) if isinstance(data, dict) else None
         if message_id is None:
@@ -749,8 +770,13 @@ class NeginGateway(HttpGateway):
             )
         return status, body
 
-    def _error(self, status: int, msg: object) -> ProviderError:
-        """The exception for a status code, by table (never by the ``msg`` text, §6 q2)."""
+    def _error(self, status: int, msg: object, *, sending: bool = False) -> ProviderError:
+        """The exception for a status code, by table (never by the ``msg`` text, §6 q2).
+
+        A code with no known meaning, answered to a send, may come after the provider
+        accepted it (e.g. 0, "unexpected service error", §2.5): it is ``maybe_sent`` and the
+        recipient is reconciled, never resent or sent on another route.
+        """
         detail = self._scrub(msg.strip()) if isinstance(msg, str) and msg.strip() else None
         known = ERROR_CODES.get(status)
         if known is None:
@@ -759,6 +785,7 @@ class NeginGateway(HttpGateway):
                 provider=_PROVIDER,
                 code=status,
                 detail=detail,
+                maybe_sent=sending,
             )
         return known.error(
             known.message, provider=_PROVIDER, code=status, detail=detail, **known.options

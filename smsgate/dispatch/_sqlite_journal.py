@@ -513,6 +513,8 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
 
 
 def _check_header(app_id: int, version: int, path: str) -> None:
+    if app_id == 0 and version == 0:
+        raise ConfigurationError(f"{path!r} holds no smsgate journal (no journal schema in it)")
     if app_id != APPLICATION_ID:
         raise ConfigurationError(
             f"{path!r} is an SQLite database of another application, not an smsgate journal"

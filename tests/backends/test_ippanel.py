@@ -96,7 +96,7 @@ def test_defaults_and_protocols() -> None:
     assert gw.name == "ippanel"
     assert gw.max_recipients == 100
     assert gw.base_url == "https://ippanel.com"
-    assert gw.pattern_endpoint == "patterns/pattern"
+    assert gw.pattern_endpoint == "api/select"
     assert isinstance(gw, smsgate.SmsGateway)
     assert isinstance(gw, smsgate.SupportsCredit)
     assert isinstance(gw, smsgate.SupportsPattern)
@@ -434,7 +434,7 @@ async def test_error_detail_is_scrubbed() -> None:
 async def test_pattern_url_endpoint_fields() -> None:
     """The default endpoint: POST /patterns/pattern with every parameter in the query."""
     router = ippanel_router()
-    async with gateway(router) as gw:
+    async with gateway(router, pattern_endpoint="patterns/pattern") as gw:
         receipt = await gw.send_pattern(
             "۰۹۱۲۱۲۳۴۵۶۷", pattern_code="ybnldnpo73", values={"code": "1234", "n": 5}
         )
@@ -528,7 +528,7 @@ async def test_pattern_errors(endpoint: str, code: int) -> None:
 async def test_pattern_unreadable(body: bytes) -> None:
     """No bulk id in a pattern answer is ProtocolError (maybe_sent), excerpt free of secrets."""
     router = ippanel_router(responses={"patterns": raw(body)})
-    async with gateway(router) as gw:
+    async with gateway(router, pattern_endpoint="patterns/pattern") as gw:
         with pytest.raises(smsgate.ProtocolError) as info:
             await gw.send_pattern("09121234567", pattern_code="c", values={})
     assert info.value.maybe_sent
@@ -1151,7 +1151,7 @@ async def test_job_ids_refused_before_io() -> None:
 async def test_white_label_base_url() -> None:
     """A Kapanel-style host is used for every endpoint, paths appended to it."""
     router = ippanel_router(base_url="https://sms.kapanel.example")
-    async with gateway(router, base_url="https://sms.kapanel.example/") as gw:
+    async with gateway(router, pattern_endpoint="patterns/pattern", base_url="https://sms.kapanel.example/") as gw:
         await gw.send("09121234567", "hi")
         await gw.send_pattern("09121234567", pattern_code="c", values={})
     assert router["send"].calls.last.request.url.host == "sms.kapanel.example"
@@ -1196,7 +1196,7 @@ async def test_pattern_url_never_logged(caplog: pytest.LogCaptureFixture) -> Non
     """httpx's INFO line for the pattern endpoint shows neither the password nor the user name."""
     router = ippanel_router()
     with caplog.at_level(logging.DEBUG):
-        async with gateway(router) as gw:
+        async with gateway(router, pattern_endpoint="patterns/pattern") as gw:
             await gw.send_pattern("09121234567", pattern_code="c", values={"a": "b"})
     url = str(router["patterns"].calls.last.request.url)
     assert "password=s3cr3t" in url  # the wire really carries it, so the check below can fail
@@ -1214,7 +1214,7 @@ async def test_transport_error_text_never_shows_url_secret() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError(f"cannot reach {request.url}", request=request)
 
-    async with gateway(handler=handler) as gw:
+    async with gateway(handler=handler, pattern_endpoint="patterns/pattern") as gw:
         with pytest.raises(smsgate.NotSentError) as info:
             await gw.send_pattern("09121234567", pattern_code="c", values={})
     no_secret(str(info.value), repr(info.value))
@@ -1270,3 +1270,32 @@ async def test_send_and_delivery_under_any_backend() -> None:
     assert [r.recipient for r in reports] == list(receipt.recipients)
     assert credit == Decimal("10929800.0")
     assert int(pattern.message_id) == int(receipt.message_id) + 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("endpoint", ["patterns/pattern", "api/select"])
+@pytest.mark.parametrize("body", ["970", "996", '"971"'])
+async def test_pattern_bare_error_code_is_a_refusal(endpoint: str, body: str) -> None:
+    """A bare small number that is a known result code is a PatternError, not bulk id "970"."""
+    async with gateway(
+        handler=lambda request: httpx.Response(200, text=body), pattern_endpoint=endpoint
+    ) as gw:
+        with pytest.raises(smsgate.PatternError) as info:
+            await gw.send_pattern("09121234567", pattern_code="abc", values={"a": "1"})
+    assert info.value.code == body.strip('"')
+
+
+@pytest.mark.asyncio
+async def test_pattern_default_keeps_credentials_out_of_the_url() -> None:
+    """The default pattern endpoint sends the credentials in the body, never the URL."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, text="562892393")
+
+    async with gateway(handler=handler) as gw:
+        receipt = await gw.send_pattern("09121234567", pattern_code="abc", values={"a": "1"})
+    assert receipt.message_id == "562892393"
+    assert PASSWORD not in str(seen[0].url)
+    assert seen[0].url.path == "/api/select"

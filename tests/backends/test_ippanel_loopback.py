@@ -222,7 +222,7 @@ async def test_pattern_url_log_has_no_credentials(
     """Over a real socket, no log record (httpx INFO included, any logger at DEBUG) shows
     the credentials of the /patterns/pattern query string."""
     with caplog.at_level(logging.DEBUG):
-        async with gateway(url) as gw:
+        async with gateway(url, pattern_endpoint="patterns/pattern") as gw:
             await gw.send_pattern("09121234567", pattern_code="ybnldnpo73", values={"code": "1"})
     lines = [r.getMessage() for r in caplog.records if r.name == "httpx"]
     if anyio_backend == "trio":

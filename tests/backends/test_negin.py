@@ -551,7 +551,10 @@ async def test_account_wide_error_stops_the_fan_out() -> None:
     exc: Any = info.value
     assert exc.receipt is None
     assert router["send"].call_count == 2  # the two first workers, then stop
-    assert len(exc.errors) == 2
+    # Every number is accounted for: the two refused, the eight never tried as NotSentError.
+    assert len(exc.errors) == 10
+    assert sum(isinstance(e, smsgate.AuthenticationError) for e in exc.errors.values()) == 2
+    assert sum(isinstance(e, smsgate.NotSentError) for e in exc.errors.values()) == 8
 
 
 @pytest.mark.asyncio
@@ -826,3 +829,36 @@ def test_router_default_states_is_configurable() -> None:
             "https://sms.3300.ir/api/wsStates.ashx", data={"message_ids": "1,2"}
         ).json()
     assert body["data"] == {"msgIds": "1,2", "states": "16,16"}
+
+
+@pytest.mark.asyncio
+async def test_unknown_status_on_send_is_maybe_sent() -> None:
+    """A status with no known meaning answered to a send may follow acceptance: maybe_sent."""
+    async with connected(negin_router(send=refused(0))) as gw:
+        with pytest.raises(smsgate.ProviderError) as info:
+            await gw.send(NUMBER, "hi")
+    assert type(info.value) is smsgate.ProviderError
+    assert info.value.maybe_sent and not info.value.fallback_ok
+
+
+@pytest.mark.asyncio
+async def test_cancelled_fan_out_logs_the_ids_sent(caplog: pytest.LogCaptureFixture) -> None:
+    """A multi-number send cancelled midway leaves the accepted ids in a warning."""
+    calls = 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            await anyio.sleep(10)
+        return httpx.Response(
+            200, json={"data": {"message_id": 7001, "line": 9830003300}, "status": -1, "msg": "ok"}
+        )
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    gw = smsgate.NeginGateway(username="u", password="p", line="9830003300", http_client=client)
+    with anyio.move_on_after(0.5):
+        await gw.send(["09121111111", "09122222222"], "hi")
+    await client.aclose()
+    assert "interrupted after 1 of 2" in caplog.text
+    assert "7001" in caplog.text

@@ -182,7 +182,13 @@ async def test_credit_runs_out_mid_fan_out(gateway: Any, fake: FakeProvider) -> 
     exc: Any = info.value
     assert len(exc.receipt.recipients) == 3 == len(fake.ledger)
     assert fake.core.credit == Decimal(0)
-    assert len(exc.errors) == 1  # the fan-out stopped at the account-wide refusal
+    # The fan-out stopped at the account-wide refusal; the numbers never tried are
+    # accounted for as NotSentError.
+    assert len(exc.errors) == 3
+    assert [type(e).__name__ for e in exc.errors.values()].count("InsufficientCreditError") == 1
+    assert set(exc.errors) | set(exc.receipt.recipients) == {
+        smsgate.normalize_msisdn(n) for n in numbers
+    }
 
 
 async def test_dropped_answer_is_in_doubt_but_in_the_ledger(

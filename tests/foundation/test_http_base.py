@@ -88,6 +88,7 @@ async def test_5xx(status: int, maybe_sent: bool) -> None:
         await gw.call()
     assert info.value.maybe_sent is maybe_sent
     assert info.value.fallback_ok is not maybe_sent
+    assert info.value.retryable is not maybe_sent  # never "retry" what may have been sent
     assert info.value.code == f"HTTP {status}"
 
 
@@ -243,3 +244,35 @@ def test_retry_after_parsing() -> None:
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
+
+
+async def test_transport_error_text_has_no_url() -> None:
+    """A transport error that quotes the URL (aiohttp does) is reported without it."""
+    url_error = httpx.ConnectTimeout(
+        "Connection timeout to host https://provider.example/x?username=u&password=p@ss+w!rd"
+    )
+    gw = probe(raising(url_error))
+    with pytest.raises(smsgate.NotSentError) as info:
+        await gw.call()
+    assert "password" not in str(info.value)
+    assert "<url>" in str(info.value)
+
+
+def test_scrubber_query_form() -> None:
+    """A query-string password in any encoding is masked."""
+    scrub = Scrubber.of(["p@ss w!rd"])
+    assert (
+        scrub("GET /x?username=u&password=p@ss+w!rd&to=1") == "GET /x?username=u&password=***&to=1"
+    )
+    assert scrub("pass=abc def") == "pass=*** def"
+
+
+async def test_redirect_may_follow_a_processed_send() -> None:
+    """A redirect answer to a send is maybe_sent (post-redirect-get); a 4xx is not."""
+    gw = probe(lambda r: httpx.Response(303, headers={"Location": "/done"}))
+    with pytest.raises(smsgate.ProtocolError) as info:
+        await gw.call()
+    assert info.value.maybe_sent
+    with pytest.raises(smsgate.ProtocolError) as info:
+        await gw.call(idempotent=True)
+    assert not info.value.maybe_sent

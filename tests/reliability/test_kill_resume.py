@@ -39,6 +39,7 @@ pytestmark = [pytest.mark.loopback, pytest.mark.slow]
 CHILD = Path(__file__).with_name("_kill_child.py")
 JOB = "kill-resume"
 COUNT = 60
+LATENCY = 0.03
 # (seed, backend, event loop of the child): both backends, both event loops.
 CASES = [
     (1, "ippanel", "asyncio"),
@@ -82,9 +83,12 @@ def test_sigkill_and_resume_sends_everyone_exactly_once(
     start = seed * 1_000
     everyone = [e164(f"0912{n:07d}") for n in range(start, start + COUNT)]
     journal = tmp_path / "bulk.sqlite"
-    fake = FakeProvider(faults=Faults(latency=0.01))
-    threshold = rng.randint(5, COUNT - 15)
-    extra_delay = rng.uniform(0.0, 0.015)
+    # The fake takes LATENCY per request, so a wave of 8 requests in flight lasts that
+    # long: a kill at most 2/3 of the way through the ledger, plus less than one wave,
+    # always lands before the child can finish.
+    fake = FakeProvider(faults=Faults(latency=LATENCY))
+    threshold = rng.randint(5, COUNT * 2 // 3)
+    extra_delay = rng.uniform(0.0, LATENCY / 3)
 
     with serve_loopback(fake, log_level="critical") as server:
         # -- 1: run and SIGKILL ---------------------------------------------------------

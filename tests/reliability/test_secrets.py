@@ -373,3 +373,88 @@ async def test_sub_account_password_is_a_secret_too(anyio_backend: str) -> None:
     texts = exception_texts(info.value)
     assert not [t for t in texts if new_password in t or quote_plus(new_password) in t]
     assert leaks(texts) == []
+
+
+# -- the command line ----------------------------------------------------------------------
+
+
+async def _echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A provider that answers every request with an HTML page quoting it, as HTTP 500."""
+    if scope["type"] != "http":
+        return
+    body = b""
+    more = True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    text = body.decode("utf-8", "replace")
+    values = " ".join(v for _, v in parse_qsl(text))
+    page = f"<html>{scope['path']}?{scope['query_string'].decode()} {text} {values}</html>"
+    status = 500 if scope["path"].endswith(("services.jspd", "wsSend.ashx")) else 200
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"text/html; charset=utf-8")],
+        }
+    )
+    await send({"type": "http.response.body", "body": page.encode()})
+
+
+@pytest.fixture(scope="module", params=["wrong-password", "echo"])
+def cli_server(request: pytest.FixtureRequest) -> Any:
+    """A loopback provider that refuses our password, or echoes every request back."""
+    app: Any = (
+        FakeProvider(password="the-right-one") if request.param == "wrong-password" else _echo_app
+    )
+    with serve_loopback(app, log_level="critical") as server:
+        yield request.param, server
+
+
+@pytest.mark.parametrize("debug", [False, True])
+@pytest.mark.parametrize("provider", ["ippanel", "negin"])
+@pytest.mark.parametrize(
+    "command",
+    [["send", "09121234567", "hi"], ["credit"], ["status", "562892393"], ["bulk"]],
+    ids=["send", "credit", "status", "bulk"],
+)
+def test_cli_output_never_shows_the_password(
+    cli_server: Any,
+    provider: str,
+    command: list[str],
+    debug: bool,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every CLI error path (with and without SMSGATE_DEBUG): output and logs are clean."""
+    from click.testing import CliRunner
+
+    from smsgate._cli import cli
+
+    caplog.set_level(logging.DEBUG)
+    if command == ["bulk"]:
+        rows = tmp_path / "rows.csv"
+        rows.write_text("number,text\n09121234567,hi\n09351234567,hello\n", encoding="utf-8")
+        command = ["bulk", str(rows), "--journal", str(tmp_path / "j.sqlite"), "--no-progress"]
+    env = {
+        "SMSGATE_PROVIDER": provider,
+        "SMSGATE_USERNAME": "user",
+        "SMSGATE_PASSWORD": PASSWORD,
+        "SMSGATE_SENDER": "+983000505" if provider == "ippanel" else "9830003300",
+        "SMSGATE_BASE_URL": cli_server[1].url,
+        "SMSGATE_DEBUG": "1" if debug else "",
+        "XDG_CONFIG_HOME": str(tmp_path),  # no config file: the environment only
+    }
+    result = CliRunner().invoke(cli, command, env=env, catch_exceptions=True)
+    texts = [result.output, repr(result.exception), *log_texts(caplog.records)]
+    if result.exc_info is not None and result.exc_info[1] is not None:
+        texts += exception_texts(result.exc_info[1])
+    if command[0] == "bulk":
+        texts.append(files_text(tmp_path))
+    assert result.exit_code != 0 or command[0] == "bulk", result.output  # it did fail
+    assert result.output.strip()  # ...and said something
+    no_request = provider == "negin" and command[0] == "credit"  # Negin has no credit call
+    if cli_server[0] == "echo" and command[0] != "bulk" and not no_request:
+        assert "***" in result.output  # the echoed password was there, and was scrubbed
+    assert leaks(texts) == []

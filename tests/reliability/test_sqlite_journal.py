@@ -271,6 +271,10 @@ async def test_summarize_counts_per_status_per_job(tmp_path: Path) -> None:
     )
     assert summarize(path, "c42") == {"c42": c42}
     assert summarize(path, "nope") == {}
+    empty = tmp_path / "empty.sqlite"
+    empty.write_bytes(b"")
+    with pytest.raises(smsgate.ConfigurationError, match="no smsgate journal"):
+        summarize(empty)
     assert await journal.summary() == summary
     await journal.aclose()
     with pytest.raises(FileNotFoundError):

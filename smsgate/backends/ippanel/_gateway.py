@@ -39,7 +39,9 @@ class IppanelGateway(SendingMixin, ReportsMixin):
         max_recipients: Numbers one ``send`` may carry; the provider's own limit is not
             published (protocols §9), 100 is a safe default.
         pattern_endpoint: Which wire variant :meth:`send_pattern` uses (see
-            :data:`PatternEndpoint`); default the ``patterns/pattern`` URL endpoint.
+            :data:`PatternEndpoint`); default ``"api/select"``, which keeps the
+            credentials in the request body. ``"patterns/pattern"`` (the URL endpoint many
+            panels document) puts them in the query string.
         allow_insecure_http: Permit a plain ``http://`` base URL off loopback.
 
     Raises:
@@ -60,7 +62,7 @@ class IppanelGateway(SendingMixin, ReportsMixin):
         timeout: float | httpx.Timeout | None = None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         max_recipients: int = 100,
-        pattern_endpoint: PatternEndpoint = "patterns/pattern",
+        pattern_endpoint: PatternEndpoint = "api/select",
         allow_insecure_http: bool = False,
     ) -> None:
         _require_text(username, "username")

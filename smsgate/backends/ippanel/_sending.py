@@ -17,8 +17,10 @@ from ...exceptions import (
 )
 from ._wire import (
     _LOG_FILTER,
+    ERROR_CODES,
     IppanelBase,
     _as_bulk_id,
+    _as_int,
     _check_text,
     _drop_secret_cause,
     _format_send_at,
@@ -29,7 +31,9 @@ from ._wire import (
 #: Where :meth:`IppanelGateway.send_pattern` sends (protocols/ippanel.md §5):
 #: ``"patterns/pattern"`` the URL endpoint most clients use (§5.1, credentials in the query
 #: string), ``"sendPattern"`` the ``op=sendPattern`` form op of the ippanel PDF (§5.3), and
-#: ``"api/select"`` the JSON ``op=pattern`` of the official FarazSMS plugin (§5.2).
+#: ``"api/select"`` the JSON ``op=pattern`` of the official FarazSMS plugin (§5.2). The
+#: default is ``"api/select"``: it carries the credentials in the body, never in a URL that
+#: proxies, access logs and error messages would keep (RELIABILITY.md promise 7).
 PatternEndpoint = Literal["patterns/pattern", "sendPattern", "api/select"]
 _PATTERN_ENDPOINTS: Final = ("patterns/pattern", "sendPattern", "api/select")
 
@@ -170,6 +174,12 @@ class SendingMixin(IppanelBase):
             }
             answer = await self._request("POST", "/api/select", json_body=body)
             payload = self._json(answer)
+        if not isinstance(payload, list | Mapping):
+            # The pattern endpoints answer a bare bulk id on success (§5.1, §5.2); a bare
+            # small number that is a known result code is a refusal, not bulk id "970".
+            code = _as_int(payload)
+            if code is not None and code in ERROR_CODES:
+                raise self._error(code, None)
         data = self._unwrap(payload, answer, idempotent=False)
         bulk = _as_bulk_id(data)
         if bulk is None:
