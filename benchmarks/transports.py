@@ -16,7 +16,7 @@ import asyncio  # the raw asyncio baselines are the point of this script
 import importlib.util
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from ._harness import Server, interleaved, machine, median, serve, table, versions
@@ -61,7 +61,9 @@ async def _run_aiohttp(url: str, n: int, concurrency: int) -> None:
         await _drive(post, n, concurrency)
 
 
-def _httpx_runner(make_transport: Callable[[Any], Any] | None) -> Callable[..., Awaitable[None]]:
+def _httpx_runner(
+    make_transport: Callable[[Any], Any] | None,
+) -> Callable[[str, int, int], Coroutine[Any, Any, None]]:
     async def run(url: str, n: int, concurrency: int) -> None:
         import httpx
 

@@ -104,6 +104,20 @@ _QUERY_SECRET = re.compile(r"(?i)\b(pass(?:word)?|pwd)=[^&\s\"']*")
 _URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 
 
+def _safe_cause(exc: BaseException, scrub: Scrubber) -> BaseException | None:
+    """``exc`` to chain as the cause, or ``None`` when its text (or its own cause's) would
+    show a secret in a printed traceback."""
+    chain: BaseException | None = exc
+    for _ in range(16):  # a chain is short; the bound guards against a cycle
+        if chain is None:
+            break
+        text = str(chain)
+        if scrub(text) != text:
+            return None
+        chain = chain.__cause__ or chain.__context__
+    return exc
+
+
 def _describe(exc: BaseException, scrub: Scrubber) -> str:
     """A transport error's class and text, with every URL and known secret removed."""
     text = _URL.sub("<url>", str(exc))
@@ -373,11 +387,12 @@ class HttpGateway:
         try:
             return json.loads(text)
         except (ValueError, RecursionError):
-            raise self._protocol_error(
-                f"{self.name} answered with something that is not JSON",
-                answer,
-                idempotent=idempotent,
-            ) from None
+            pass
+        # Raised outside the except block: the decoder's error would otherwise stay
+        # reachable as __context__, holding the whole body in its .doc.
+        raise self._protocol_error(
+            f"{self.name} answered with something that is not JSON", answer, idempotent=idempotent
+        )
 
     @contextlib.asynccontextmanager
     async def _mapped_errors(self, *, idempotent: bool) -> AsyncIterator[None]:
@@ -386,15 +401,15 @@ class HttpGateway:
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise NotSentError(
                 f"could not reach {self.name}: {_describe(exc, self._scrub)}"
-            ) from exc
+            ) from _safe_cause(exc, self._scrub)
         except (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.ProxyError) as exc:
             raise NotSentError(
                 f"the request to {self.name} could not be made: {type(exc).__name__}"
-            ) from exc
+            ) from _safe_cause(exc, self._scrub)
         except httpx.DecodingError as exc:
             raise ProtocolError(
                 f"the answer from {self.name} could not be decoded", maybe_sent=not idempotent
-            ) from exc
+            ) from _safe_cause(exc, self._scrub)
         except httpx.HTTPError as exc:
             # Read/write timeouts, dropped connections, a server that closed mid-answer:
             # the request may have been processed.
@@ -403,7 +418,7 @@ class HttpGateway:
                 f"{_describe(exc, self._scrub)}",
                 maybe_sent=not idempotent,
                 retryable=idempotent,
-            ) from exc
+            ) from _safe_cause(exc, self._scrub)
         except _ResponseTooLarge as exc:
             raise ProtocolError(
                 f"the answer from {self.name} is larger than {MAX_RESPONSE_BYTES} bytes",
@@ -411,13 +426,15 @@ class HttpGateway:
                 maybe_sent=not idempotent,
             ) from None
         except ConnectionRefusedError as exc:  # transports that let OSError through
-            raise NotSentError(f"could not reach {self.name}: connection refused") from exc
+            raise NotSentError(f"could not reach {self.name}: connection refused") from _safe_cause(
+                exc, self._scrub
+            )
         except OSError as exc:
             raise OutcomeUnknownError(
                 f"the connection to {self.name} failed: {type(exc).__name__}",
                 maybe_sent=not idempotent,
                 retryable=idempotent,
-            ) from exc
+            ) from _safe_cause(exc, self._scrub)
 
 
 class _ResponseTooLarge(Exception):

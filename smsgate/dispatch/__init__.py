@@ -23,19 +23,22 @@ from ._dispatcher import BulkDispatcher, DispatcherStatistics
 from ._fallback import FallbackPolicy, Route, RouteBreaker
 from ._journal import Journal, JournalEntry, JournalStatus, MemoryJournal, journal_key
 from ._limiter import LimiterStatistics, RateLimit, RateLimiter, RateUnit, TokenBucket
+from ._reconcile import Reconciled, reconcile, record_reconciled
 from ._retry import RetryPolicy
 from ._values import BulkReport, Estimate, Outcome, OutcomeStatus, Progress
 
 if TYPE_CHECKING:
-    from ._sqlite_journal import SqliteJournal
+    from ._sqlite_journal import JobSummary, SqliteJournal, summarize
+
+_SQLITE = ("JobSummary", "SqliteJournal", "summarize")
 
 
 def __getattr__(name: str) -> Any:
     # SqliteJournal (and sqlite3) load only when used, like BulkDispatcher(journal="path").
-    if name == "SqliteJournal":
-        from ._sqlite_journal import SqliteJournal
+    if name in _SQLITE:
+        from . import _sqlite_journal
 
-        return SqliteJournal
+        return getattr(_sqlite_journal, name)
     raise AttributeError(f"module 'smsgate.dispatch' has no attribute {name!r}")
 
 
@@ -47,6 +50,7 @@ __all__ = [
     "DispatcherStatistics",
     "Estimate",
     "FallbackPolicy",
+    "JobSummary",
     "Journal",
     "JournalEntry",
     "JournalStatus",
@@ -58,10 +62,14 @@ __all__ = [
     "RateLimit",
     "RateLimiter",
     "RateUnit",
+    "Reconciled",
     "RetryPolicy",
     "Route",
     "RouteBreaker",
     "SqliteJournal",
     "TokenBucket",
     "journal_key",
+    "reconcile",
+    "record_reconciled",
+    "summarize",
 ]

@@ -276,3 +276,24 @@ async def test_redirect_may_follow_a_processed_send() -> None:
     with pytest.raises(smsgate.ProtocolError) as info:
         await gw.call(idempotent=True)
     assert not info.value.maybe_sent
+
+
+async def test_cause_quoting_the_body_is_dropped() -> None:
+    """A transport error whose text quotes the password is not kept as the cause."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout(f"timed out sending {request.content!r}")
+
+    gw = probe(handler)
+    with pytest.raises(smsgate.OutcomeUnknownError) as info:
+        await gw.call()
+    assert info.value.__cause__ is None
+    assert info.value.__suppress_context__
+
+
+async def test_not_json_keeps_no_decoder_context() -> None:
+    """The JSON decoder's error (which holds the whole body) is not kept on a ProtocolError."""
+    gw = probe(_answer("not json " + PASSWORD))
+    with pytest.raises(smsgate.ProtocolError) as info:
+        await gw.call()
+    assert info.value.__context__ is None

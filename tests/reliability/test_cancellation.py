@@ -10,6 +10,7 @@ the job is run again).
 from __future__ import annotations
 
 import collections
+import gc
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,9 +24,22 @@ from smsgate.testing import FakeProvider, Faults, LoopbackServer, serve_loopback
 
 from ._support import duplicates, gateway, ledger_counts, numbers
 
-pytestmark = [pytest.mark.anyio, pytest.mark.loopback]
+# Known upstream issue, not ours to hide elsewhere: httpx's request body stream is an async
+# generator (``ByteStream.__aiter__``); a send cancelled while httpcore is writing the body
+# (trio only: asyncio goes through the aiohttp transport) leaves it unexhausted, and trio
+# warns when it is garbage collected (encode/httpx#3686, fix proposed in encode/httpx#3777).
+# Nothing stays open: the socket is closed, as the tests check. Each test collects garbage
+# before it ends, so the warning can only surface (and be ignored) here, never in a later
+# test.
+HTTPX_BYTESTREAM_GC = pytest.mark.filterwarnings(
+    "ignore:Exception ignored in. <async_generator object ByteStream.__aiter__"
+    ":pytest.PytestUnraisableExceptionWarning"
+)
+
+pytestmark = [pytest.mark.anyio, pytest.mark.loopback, HTTPX_BYTESTREAM_GC]
 
 SLOW = 0.3  # seconds the fake waits before processing each request
+BULK_SLOW = 1.0  # the same for the bulk run (cancelled once requests are in flight)
 
 
 def open_connections(server: LoopbackServer) -> int:
@@ -66,11 +80,12 @@ async def test_cancelled_send_leaves_no_connection(
             assert receipt.recipients == ("+989121234567",)
         assert await eventually(lambda: open_connections(server) == 0)
         assert gw.is_closed
+    gc.collect()
 
 
 async def test_cancelled_bulk_run_leaves_nothing_held(tmp_path: Path, anyio_backend: str) -> None:
     """A run cancelled mid-flight: no token, waiter, task or connection left; journal consistent."""
-    fake = FakeProvider(faults=Faults(latency=SLOW))
+    fake = FakeProvider(faults=Faults(latency=BULK_SLOW))
     rows = [smsgate.Message(to=n, text="cancelled job") for n in numbers(40)]
     journal_path = tmp_path / "bulk.sqlite"
     with serve_loopback(fake, log_level="critical") as server:
@@ -79,8 +94,13 @@ async def test_cancelled_bulk_run_leaves_nothing_held(tmp_path: Path, anyio_back
                 gw, concurrency=4, journal=journal, rate_limit=RateLimit(50, burst=4)
             )
             tasks = task_count()
-            with anyio.move_on_after(SLOW / 2) as scope:
-                await dispatcher.run(rows, job_id="job")
+            # Cancel as soon as requests are in flight (none can finish: the fake holds
+            # each for BULK_SLOW seconds).
+            with anyio.CancelScope() as scope:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(dispatcher.run, rows, "job")
+                    assert await eventually(lambda: dispatcher.statistics().in_flight > 0)
+                    scope.cancel()
             assert scope.cancelled_caught
             stats = dispatcher.statistics()
             assert (stats.borrowed, stats.waiting, stats.in_flight, stats.jobs) == (0, 0, 0, 0)
@@ -100,7 +120,7 @@ async def test_cancelled_bulk_run_leaves_nothing_held(tmp_path: Path, anyio_back
 
             # Run the job again to the end: the in-doubt rows are not resent.
             fake.core.faults = Faults()
-            await anyio.sleep(SLOW)  # let the fake finish what it had already accepted
+            await anyio.sleep(BULK_SLOW)  # let the fake finish what it had already accepted
             report = await BulkDispatcher(gw, concurrency=4, journal=journal).run(
                 rows, job_id="job"
             )
@@ -108,6 +128,7 @@ async def test_cancelled_bulk_run_leaves_nothing_held(tmp_path: Path, anyio_back
         counts = ledger_counts(fake)
         assert duplicates(counts.values()) == 0
         assert await eventually(lambda: open_connections(server) == 0)
+    gc.collect()
 
 
 async def test_cancel_while_waiting_for_the_rate_limiter(anyio_backend: str) -> None:
@@ -117,11 +138,13 @@ async def test_cancel_while_waiting_for_the_rate_limiter(anyio_backend: str) -> 
     with serve_loopback(fake, log_level="critical") as server:
         async with gateway("negin", server.url) as gw:
             dispatcher = BulkDispatcher(gw, concurrency=6, rate_limit=RateLimit(1, per=60))
-            with anyio.move_on_after(0.3) as scope:
+            with anyio.move_on_after(1.0) as scope:
                 await dispatcher.run(rows, job_id="job")
             assert scope.cancelled_caught
             limiter = dispatcher.limiter.statistics()  # type: ignore[attr-defined]
             assert limiter.waiting == 0
             assert limiter.acquisitions == 1  # only the first request ever started
             assert dispatcher.statistics().borrowed == 0
-    assert collections.Counter(e.recipient for e in fake.ledger).total() == 1
+    # The one request that started may or may not have reached the fake; no other did.
+    assert collections.Counter(e.recipient for e in fake.ledger).total() <= 1
+    gc.collect()

@@ -39,7 +39,7 @@ pytestmark = [pytest.mark.loopback, pytest.mark.slow]
 CHILD = Path(__file__).with_name("_kill_child.py")
 JOB = "kill-resume"
 COUNT = 60
-LATENCY = 0.03
+LATENCY = 0.08
 # (seed, backend, event loop of the child): both backends, both event loops.
 CASES = [
     (1, "ippanel", "asyncio"),

@@ -1,0 +1,1 @@
+"""smsgate benchmarks: runnable scripts, not tests (see README.md)."""
