@@ -691,8 +691,7 @@ class NeginGateway(HttpGateway):
                 # Cancelled (or crashed) after some numbers went out: there is no receipt
                 # to return, so leave the ids where an operator can reconcile them.
                 logger.warning(
-                    "Negin send interrupted after %d of %d numbers were accepted; "
-                    "message ids: %s",
+                    "Negin send interrupted after %d of %d numbers were accepted; message ids: %s",
                     len(sent),
                     len(recipients),
                     ",".join(s.message_id for s in sent.values()),

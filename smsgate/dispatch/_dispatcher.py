@@ -86,6 +86,7 @@ from ._values import (
 
 if TYPE_CHECKING:
     from anyio.abc import ObjectReceiveStream, ObjectSendStream
+    from anyio.streams.memory import MemoryObjectSendStream
 
 __all__ = ["BulkDispatcher", "DispatcherStatistics"]
 
@@ -673,7 +674,7 @@ def _key(item: _Item) -> str:
     return item.key
 
 
-async def _hand_off(out: ObjectSendStream[list[_Item]], batch: list[_Item]) -> None:
+async def _hand_off(out: MemoryObjectSendStream[list[_Item]], batch: list[_Item]) -> None:
     """Give a batch to an idle worker without yielding; wait only when none is idle.
 
     ``send()`` always yields to the event loop, so the reader would hand out one batch per
@@ -785,7 +786,7 @@ class _Job:
                 with anyio.CancelScope(shield=True):
                     await journal.aclose()
 
-    async def _read(self, messages: Messages, out: ObjectSendStream[list[_Item]]) -> None:
+    async def _read(self, messages: Messages, out: MemoryObjectSendStream[list[_Item]]) -> None:
         size = _clamp_for_limiter(self.d._batch_size(0), 1, self.limiter) or 1
         batcher = _Batcher(size, self.d.linger)
         if isinstance(messages, AsyncIterable):
@@ -808,7 +809,7 @@ class _Job:
         self,
         messages: AsyncIterable[Message],
         batcher: _Batcher,
-        out: ObjectSendStream[list[_Item]],
+        out: MemoryObjectSendStream[list[_Item]],
     ) -> None:
         # Two helper tasks feed one pipe: `pump` pulls the user's iterator, `tick` says
         # when a partial batch has lingered long enough. Nothing here cancels a pending

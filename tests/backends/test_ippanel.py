@@ -1151,7 +1151,9 @@ async def test_job_ids_refused_before_io() -> None:
 async def test_white_label_base_url() -> None:
     """A Kapanel-style host is used for every endpoint, paths appended to it."""
     router = ippanel_router(base_url="https://sms.kapanel.example")
-    async with gateway(router, pattern_endpoint="patterns/pattern", base_url="https://sms.kapanel.example/") as gw:
+    async with gateway(
+        router, pattern_endpoint="patterns/pattern", base_url="https://sms.kapanel.example/"
+    ) as gw:
         await gw.send("09121234567", "hi")
         await gw.send_pattern("09121234567", pattern_code="c", values={})
     assert router["send"].calls.last.request.url.host == "sms.kapanel.example"

@@ -177,9 +177,9 @@ class SendingMixin(IppanelBase):
         if not isinstance(payload, list | Mapping):
             # The pattern endpoints answer a bare bulk id on success (§5.1, §5.2); a bare
             # small number that is a known result code is a refusal, not bulk id "970".
-            code = _as_int(payload)
-            if code is not None and code in ERROR_CODES:
-                raise self._error(code, None)
+            result = _as_int(payload)
+            if result is not None and result in ERROR_CODES:
+                raise self._error(result, None)
         data = self._unwrap(payload, answer, idempotent=False)
         bulk = _as_bulk_id(data)
         if bulk is None:
