@@ -26,7 +26,7 @@ import re
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Protocol, Self
 from urllib.parse import quote, quote_plus
@@ -324,6 +324,7 @@ class HttpGateway:
                 headers=headers,
                 timeout=self._timeout,
             )
+            request.stream = _Body(request.content)
             response = await client.send(request, stream=True, follow_redirects=False)
             try:
                 body = await _read_capped(response)
@@ -435,6 +436,42 @@ class HttpGateway:
                 maybe_sent=not idempotent,
                 retryable=idempotent,
             ) from _safe_cause(exc, self._scrub)
+
+
+class _Body(httpx.AsyncByteStream, httpx.SyncByteStream):
+    """A request body that is not an async generator.
+
+    httpx's own ``ByteStream.__aiter__`` is one: a send cancelled while the body is being
+    written leaves it unfinished, and trio then spawns a task to close it after the
+    cancellation (encode/httpx#3686). A plain iterator leaves nothing behind.
+    """
+
+    def __init__(self, content: bytes) -> None:
+        self._content = content
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter((self._content,))
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return _OneChunk(self._content)
+
+
+class _OneChunk:
+    """An async iterator over one chunk (a class, not a generator: nothing to finalise)."""
+
+    __slots__ = ("_chunk",)
+
+    def __init__(self, chunk: bytes) -> None:
+        self._chunk: bytes | None = chunk
+
+    def __aiter__(self) -> _OneChunk:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk, self._chunk = self._chunk, None
+        if chunk is None:
+            raise StopAsyncIteration
+        return chunk
 
 
 class _ResponseTooLarge(Exception):
