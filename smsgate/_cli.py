@@ -504,7 +504,10 @@ def status(message_id: str) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="SQLite journal: rerunning with the same journal resumes the job without resending.",
 )
-@click.option("--job-id", help="The job's name in the journal (default: the file's name).")
+@click.option(
+    "--job-id",
+    help="The job's name in the journal (default: the file's name and a digest of its bytes).",
+)
 @click.option("--dry-run", is_flag=True, help="Only count requests, SMS parts and cost.")
 @click.option("--price-per-part", type=str, help="Rial per SMS part, for --dry-run's cost.")
 @click.option(
@@ -538,8 +541,14 @@ def bulk(
     state = _state()
     settings = _settings()
     price = _decimal(price_per_part) if price_per_part is not None else None
+    if sender is not None and settings.sender is not None and _same_line(sender, settings.sender):
+        # The default line spelled out: keep rows sender-less so that a rerun with or
+        # without --sender finds the same journal rows (the key includes the sender).
+        sender = None
     total = sum(1 for _ in _read_csv(file, text=text, sender=sender))
-    job = job_id or file.name
+    # The default job id names the file *and* its content: a rerun of the same file
+    # resumes, while next month's customers.csv with new rows is a new job.
+    job = job_id or f"{file.name}-{_digest(file)}"
 
     def rows() -> Iterator[Message]:
         return _read_csv(file, text=text, sender=sender)
@@ -802,17 +811,64 @@ def _read_csv(path: Path, *, text: str | None, sender: str | None) -> Iterator[M
             if first:
                 first = False
                 names = [cell.lower() for cell in cells]
-                if names[0] in NUMBER_HEADERS or set(names) & (TEXT_HEADERS | SENDER_HEADERS):
+                looks_like_header = names[0] in NUMBER_HEADERS or bool(
+                    set(names) & (TEXT_HEADERS | SENDER_HEADERS)
+                )
+                if looks_like_header and not _is_number(cells[0]):
                     columns = (
                         _find(names, NUMBER_HEADERS, 0),
                         _find(names, TEXT_HEADERS, 1),
                         _find(names, SENDER_HEADERS, 2),
                     )
+                    if columns[0] < 0:
+                        raise click.UsageError(
+                            f"{path.name}: the header names no number column "
+                            f"(one of: {', '.join(sorted(NUMBER_HEADERS))})"
+                        )
+                    if columns[1] < 0 and text is None:
+                        raise click.UsageError(
+                            f"{path.name}: the header names no text column "
+                            f"(one of: {', '.join(sorted(TEXT_HEADERS))}); or pass --text"
+                        )
                     continue
             number = _cell(cells, columns[0]) or ""
             body = text if text is not None else (_cell(cells, columns[1]) or "")
             line = _cell(cells, columns[2]) or sender
             yield Message(to=number, text=body, sender=line)
+
+
+def _is_number(cell: str) -> bool:
+    from ._phone import normalize_msisdn
+
+    try:
+        normalize_msisdn(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _same_line(a: str, b: str) -> bool:
+    """Whether two spellings name one sender line (``+983000505``, ``983000505``...)."""
+
+    def digits(line: str) -> str:
+        text = "".join(ch for ch in line if ch.isdigit())
+        for prefix in ("0098", "98", "0"):
+            if text.startswith(prefix):
+                return text[len(prefix) :]
+        return text
+
+    return digits(a) == digits(b) and bool(digits(a))
+
+
+def _digest(path: Path) -> str:
+    """A short digest of a file's bytes (read in chunks; the file may be large)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:12]
 
 
 def _find(names: list[str], wanted: frozenset[str], default: int) -> int:

@@ -179,8 +179,11 @@ def receiver_router(
             receiver.check_source(source)
             receiver.check_token(token)
             receiver.check_length(request.headers.get("content-length"))
-            with anyio.fail_after(body_timeout):
-                body = await _read_capped(request, receiver.max_body)
+            try:
+                with anyio.fail_after(body_timeout):
+                    body = await _read_capped(request, receiver.max_body)
+            except TimeoutError as exc:
+                return _refuse(408, "the body did not arrive in time", exc, source)
             result = await receiver.accept(body, request.headers, source=source, token=token)
         except WebhookAuthError as exc:
             return _refuse(403, "forbidden", exc, source)
@@ -190,12 +193,18 @@ def receiver_router(
             return _refuse(400, str(exc), exc, source)
         except MalformedReportError as exc:
             return _refuse(422, str(exc), exc, source)
-        except TimeoutError as exc:
-            return _refuse(408, "the body did not arrive in time", exc, source)
         except ClientDisconnect:
             return JSONResponse({"ok": False, "error": "client went away"}, status_code=400)
         if result.reports:
             background_tasks.add_task(receiver.deliver, result.reports)
+        if result.unchecked:
+            # The dedupe store failed part-way: deliver what was checked, and ask the
+            # provider to push again so the rest is not lost.
+            return JSONResponse(
+                {"ok": False, "error": "try again later", "accepted": len(result.reports)},
+                status_code=503,
+                background=background_tasks,
+            )
         return JSONResponse(
             {"ok": True, "accepted": len(result.reports), "duplicates": result.duplicates}
         )

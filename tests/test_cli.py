@@ -327,7 +327,10 @@ def test_journal_reports_a_job(served: tuple[FakeProvider, LoopbackServer], tmp_
     _fake, server = served
     csv_file = _write_csv(tmp_path / "job.csv", [f"{n},hi {n}" for n in NUMBERS])
     journal = tmp_path / "job.sqlite"
-    ran = invoke(["bulk", str(csv_file), "--journal", str(journal)], env_for(server))
+    ran = invoke(
+        ["bulk", str(csv_file), "--journal", str(journal), "--job-id", "campaign"],
+        env_for(server),
+    )
     assert ran.exit_code == 0, ran.output
     result = invoke(["journal", str(journal)], env={})
     assert result.exit_code == 0, result.output
@@ -337,8 +340,7 @@ def test_journal_reports_a_job(served: tuple[FakeProvider, LoopbackServer], tmp_
         if line.startswith("│")
     ]
     n = str(len(NUMBERS))
-    assert rows == [[rows[0][0], n, n, "0", "0", rows[0][5]]]
-    assert "job.csv" in rows[0][0]
+    assert rows == [["campaign", n, n, "0", "0", rows[0][5]]]
 
 
 def test_journal_in_doubt_exits_3(tmp_path: Path) -> None:
@@ -523,3 +525,69 @@ def test_scrubbing_writer_masks_every_registered_form() -> None:
     writer = _cli._ScrubbingWriter(target, state.secrets)
     writer.write(f"a {SPECIAL} b {quote(SPECIAL, safe='')} c {quote_plus(SPECIAL)}")
     assert target.getvalue() == "a *** b *** c ***"
+
+
+def test_bulk_resume_with_default_sender_spelled_out(
+    served: tuple[FakeProvider, LoopbackServer], tmp_path: Path
+) -> None:
+    """A rerun that names the default line with --sender (any spelling) still resumes."""
+    fake, server = served
+    csv_file = _write_csv(tmp_path / "job.csv", [f"{n},hi {n}" for n in NUMBERS])
+    journal = tmp_path / "job.sqlite"
+    first = invoke(["bulk", str(csv_file), "--journal", str(journal)], env_for(server))
+    assert first.exit_code == 0, first.output
+    for spelling in ("+983000505", "983000505"):
+        again = invoke(
+            ["bulk", str(csv_file), "--journal", str(journal), "--sender", spelling],
+            env_for(server),
+        )
+        assert again.exit_code == 0, again.output
+    assert [fake.core.sent_to(n) for n in NUMBERS] == [1] * len(NUMBERS)
+
+
+def test_bulk_new_file_with_the_same_name_is_a_new_job(
+    served: tuple[FakeProvider, LoopbackServer], tmp_path: Path
+) -> None:
+    """Next month's file of the same name is not mistaken for a finished job."""
+    fake, server = served
+    journal = tmp_path / "job.sqlite"
+    csv_file = _write_csv(tmp_path / "customers.csv", [f"{NUMBERS[0]},hi"])
+    assert (
+        invoke(["bulk", str(csv_file), "--journal", str(journal)], env_for(server)).exit_code == 0
+    )
+    csv_file = _write_csv(tmp_path / "customers.csv", [f"{NUMBERS[0]},hi", f"{NUMBERS[1]},hi"])
+    assert (
+        invoke(["bulk", str(csv_file), "--journal", str(journal)], env_for(server)).exit_code == 0
+    )
+    assert fake.core.sent_to(NUMBERS[0]) == 2  # a new job: its first row is sent again
+    assert fake.core.sent_to(NUMBERS[1]) == 1
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (["phone,msg", "09121111111,hi"], "no text column"),
+        (["text,phonenumber", "hi,09121111111"], "no number"),
+    ],
+)
+def test_bulk_header_without_needed_column_is_a_usage_error(
+    served: tuple[FakeProvider, LoopbackServer], tmp_path: Path, lines: list[str], message: str
+) -> None:
+    """A header that names no text (or number) column stops before anything is sent."""
+    fake, server = served
+    csv_file = _write_csv(tmp_path / "job.csv", lines)
+    result = invoke(["bulk", str(csv_file)], env_for(server))
+    assert result.exit_code == 2
+    assert message in result.output
+    assert fake.ledger == []
+
+
+def test_bulk_first_row_that_is_a_number_is_data(
+    served: tuple[FakeProvider, LoopbackServer], tmp_path: Path
+) -> None:
+    """A first row whose first cell is a phone number is data, even if a cell says 'body'."""
+    fake, server = served
+    csv_file = _write_csv(tmp_path / "job.csv", ["09121111111,body", "09122222222,text"])
+    result = invoke(["bulk", str(csv_file)], env_for(server))
+    assert result.exit_code == 0, result.output
+    assert sorted(fake.core.recipients()) == ["+989121111111", "+989122222222"]

@@ -468,6 +468,9 @@ def _connect(path: str, *, synchronous: str, busy_timeout: float) -> sqlite3.Con
     )
     try:
         try:
+            # Look before changing anything: WAL mode is written into the file itself, so a
+            # foreign database (a mistyped --journal app.db) must be refused first.
+            _refuse_foreign(conn, path)
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         except sqlite3.DatabaseError as exc:
             raise ConfigurationError(
@@ -484,6 +487,20 @@ def _connect(path: str, *, synchronous: str, busy_timeout: float) -> sqlite3.Con
         conn.close()
         raise
     return conn
+
+
+def _refuse_foreign(conn: sqlite3.Connection, path: str) -> None:
+    """Raise ConfigurationError for an SQLite file that is not (and cannot become) ours,
+    with plain reads only."""
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if app_id == 0 and version == 0:
+        if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+            raise ConfigurationError(
+                f"{path!r} is an SQLite database of another application, not an smsgate journal"
+            )
+        return  # a new, empty file: ours to set up
+    _check_header(app_id, version, path)
 
 
 def _migrate(conn: sqlite3.Connection, path: str) -> None:

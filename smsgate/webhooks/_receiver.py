@@ -124,10 +124,15 @@ class WebhookResult:
     Attributes:
         reports: The reports not seen before, in body order: these go to ``on_report``.
         duplicates: How many reports in the push had been seen before (and were dropped).
+        unchecked: Reports the dedupe store could not check (it failed): they are neither
+            delivered nor marked seen, so the push should be refused for the provider to
+            send it again (the web layer answers 503). The ``reports`` checked before the
+            failure are marked seen and must still be delivered.
     """
 
     reports: tuple[DeliveryReport, ...]
     duplicates: int = 0
+    unchecked: int = 0
 
 
 @attrs.frozen(eq=False)
@@ -265,7 +270,23 @@ class WebhookReceiver:
             raise ReportTooLargeError(f"the body is over {self.max_body} bytes")
         reports = self.parser(body, headers)
         # One at a time, in order: a push that repeats a report within itself counts it once.
-        fresh = [r for r in reports if not await self.dedupe.seen(dedupe_key(r))]
+        fresh: list[DeliveryReport] = []
+        for index, report in enumerate(reports):
+            try:
+                seen = await self.dedupe.seen(dedupe_key(report))
+            except Exception:
+                # A store that fails (a Redis outage) must not lose reports: the ones
+                # already marked seen are delivered now, the rest come back on the retry.
+                logger.exception(
+                    "the dedupe store failed; %d reports left for a retry", len(reports) - index
+                )
+                return WebhookResult(
+                    reports=tuple(fresh),
+                    duplicates=index - len(fresh),
+                    unchecked=len(reports) - index,
+                )
+            if not seen:
+                fresh.append(report)
         return WebhookResult(reports=tuple(fresh), duplicates=len(reports) - len(fresh))
 
     async def deliver(self, reports: Sequence[DeliveryReport]) -> int:
@@ -282,11 +303,22 @@ class WebhookReceiver:
         if self.on_report is None:
             return 0
         failures = 0
+        callback = self.on_report
+        is_async = inspect.iscoroutinefunction(callback) or inspect.iscoroutinefunction(
+            getattr(callback, "__call__", None)  # noqa: B004 - async callable objects
+        )
         for report in reports:
             try:
-                result = self.on_report(report)
-                if inspect.isawaitable(result):
-                    await result
+                if is_async:
+                    await callback(report)  # type: ignore[misc]
+                else:
+                    # A plain function may block (a database write): run it in a worker
+                    # thread so that the event loop keeps answering other pushes.
+                    import anyio.to_thread  # the web layer's event loop; not at import time
+
+                    result = await anyio.to_thread.run_sync(callback, report)
+                    if inspect.isawaitable(result):
+                        await result
             except Exception:
                 failures += 1
                 logger.exception(

@@ -381,3 +381,20 @@ async def test_repr_and_properties(tmp_path: Path) -> None:
     await journal.open("job")
     assert "open" in repr(journal)
     await journal.aclose()
+
+
+async def test_foreign_database_is_left_untouched(tmp_path: Path) -> None:
+    """A database of another application is refused before anything in it changes."""
+    path = tmp_path / "app.db"
+    conn = sqlite3.connect(path)
+    conn.execute("create table t(x)")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(smsgate.ConfigurationError, match="another application"):
+        async with SqliteJournal(path) as journal:
+            await journal.open("job")
+    assert path.read_bytes() == before
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    check.close()

@@ -538,3 +538,55 @@ def _status(messages: list[dict[str, Any]]) -> int:
     starts = [m for m in messages if m["type"] == "http.response.start"]
     assert len(starts) == 1
     return int(starts[0]["status"])
+
+
+class FailingStore:
+    """A dedupe store that works for ``works`` keys, then fails (a Redis outage)."""
+
+    def __init__(self, works: int) -> None:
+        self.works = works
+        self.keys: set[str] = set()
+
+    async def seen(self, key: str) -> bool:
+        if self.works <= 0:
+            raise ConnectionError("store down")
+        self.works -= 1
+        if key in self.keys:
+            return True
+        self.keys.add(key)
+        return False
+
+
+async def test_failing_dedupe_store_loses_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    """A store failing mid-push: the checked reports are delivered, the rest get a 503
+    so the provider pushes them again, and the retry delivers each report exactly once."""
+    seen = Recorder()
+    store = FailingStore(works=1)
+    reports = [dict(REPORT, to=f"+98912123456{i}") for i in range(3)]
+    body = json.dumps(reports).encode()
+    with caplog.at_level(logging.ERROR):
+        async with _client(_app(seen, dedupe=store)) as client:
+            first = await client.post("/sms/delivery", content=body, headers=JSON)
+            store.works = 10  # the store is back
+            retry = await client.post("/sms/delivery", content=body, headers=JSON)
+    assert first.status_code == 503
+    assert retry.status_code == 200
+    assert retry.json() == {"ok": True, "accepted": 2, "duplicates": 1}
+    assert sorted(r.recipient or "" for r in seen.reports) == [f"+98912123456{i}" for i in range(3)]
+    assert "dedupe store failed" in caplog.text
+
+
+async def test_plain_function_on_report_runs_off_the_event_loop() -> None:
+    """A synchronous on_report runs in a worker thread, not on the event loop."""
+    import threading
+
+    threads: list[int] = []
+
+    def on_report(report: DeliveryReport) -> None:
+        threads.append(threading.get_ident())
+
+    async with _client(_app(on_report)) as client:
+        answer = await client.post("/sms/delivery", content=BODY, headers=JSON)
+    assert answer.status_code == 200
+    assert len(threads) == 1
+    assert threads[0] != threading.get_ident()
