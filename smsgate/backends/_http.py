@@ -486,11 +486,14 @@ async def _read_capped(response: httpx.Response) -> bytes:
         raise _ResponseTooLarge(b"")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        chunks.append(chunk)
-        if size > MAX_RESPONSE_BYTES:
-            raise _ResponseTooLarge(b"".join(chunks)[:EXCERPT_CHARS])
+    # aclosing: stopping early must close httpx's body generators now, not when the
+    # garbage collector finds them (trio warns then).
+    async with contextlib.aclosing(response.aiter_bytes()) as body:
+        async for chunk in body:
+            size += len(chunk)
+            chunks.append(chunk)
+            if size > MAX_RESPONSE_BYTES:
+                raise _ResponseTooLarge(b"".join(chunks)[:EXCERPT_CHARS])
     return b"".join(chunks)
 
 
