@@ -296,7 +296,7 @@ def _quote(value: str) -> str:
     return quote_plus(value)
 
 
-def _encode_form(data: Mapping[str, str]) -> bytes:
+def _encode_form(data: Mapping[str, Any]) -> bytes:
     """``urlencode(data)``, the bytes httpx sends for ``data=``, with repeated values cached."""
     pairs = []
     for key, value in data.items():

@@ -486,14 +486,19 @@ async def _read_capped(response: httpx.Response) -> bytes:
         raise _ResponseTooLarge(b"")
     chunks: list[bytes] = []
     size = 0
-    # aclosing: stopping early must close httpx's body generators now, not when the
+    # Stopping early must close httpx's body generator now, not when the
     # garbage collector finds them (trio warns then).
-    async with contextlib.aclosing(response.aiter_bytes()) as body:
+    body = response.aiter_bytes()
+    try:
         async for chunk in body:
             size += len(chunk)
             chunks.append(chunk)
             if size > MAX_RESPONSE_BYTES:
                 raise _ResponseTooLarge(b"".join(chunks)[:EXCERPT_CHARS])
+    finally:
+        close = getattr(body, "aclose", None)
+        if close is not None:
+            await close()
     return b"".join(chunks)
 
 
