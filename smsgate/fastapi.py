@@ -141,6 +141,14 @@ def delivery_router(
         token_header=token_header,
         parser=KapanelDeliveryParser() if parser is None else parser,
     )
+    if secret is None and allowed_sources is None:
+        # Legal (a private network, a proxy that checks), but worth saying once: anyone
+        # who finds the URL can then forge delivery reports.
+        logger.warning(
+            "delivery_router(%r) has neither a secret nor allowed_sources: anyone who can "
+            "reach it can push delivery reports",
+            path,
+        )
     return receiver_router(
         receiver, path=path, body_timeout=body_timeout, include_in_schema=include_in_schema
     )

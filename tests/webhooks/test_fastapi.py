@@ -590,3 +590,12 @@ async def test_plain_function_on_report_runs_off_the_event_loop() -> None:
     assert answer.status_code == 200
     assert len(threads) == 1
     assert threads[0] != threading.get_ident()
+
+
+def test_open_router_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    """A router with neither a secret nor an allow-list logs a warning once, at build time."""
+    with caplog.at_level(logging.WARNING, logger="smsgate.webhooks"):
+        delivery_router(Recorder())
+        delivery_router(Recorder(), secret=SECRET)
+    warnings = [r for r in caplog.records if "neither a secret" in r.getMessage()]
+    assert len(warnings) == 1
