@@ -10,12 +10,12 @@ from typing import Any, Final
 import attrs
 
 from ..._models import SendReceipt
+from ..._phone import _DIGITS
 from ...exceptions import (
     InvalidRecipientError,
 )
 from .._http import HttpAnswer
 from ._wire import (
-    _DIGITS,
     _as_id,
     _as_text,
     _check_ids,

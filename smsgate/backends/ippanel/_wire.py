@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from ..._models import DeliveryState, SendReceipt
-from ..._phone import normalize_msisdn
+from ..._phone import _DIGITS, normalize_msisdn
 from ...exceptions import (
     AccountRestrictedError,
     AuthenticationError,
@@ -229,9 +229,6 @@ def _drop_secret_cause(exc: BaseException, scrub: Callable[[str], str]) -> None:
 
 # -- small parsers (pure) -----------------------------------------------------------------
 
-_DIGITS = {ord(c): str(i) for i, c in enumerate("۰۱۲۳۴۵۶۷۸۹")} | {
-    ord(c): str(i) for i, c in enumerate("٠١٢٣٤٥٦٧٨٩")
-}
 _INT = re.compile(r"[+-]?\d+")
 _BULK_ID = re.compile(r"\d{1,30}")
 _SENDER = re.compile(r"\+?\d{3,20}")
