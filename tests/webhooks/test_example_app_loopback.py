@@ -7,9 +7,11 @@ states turn final at once.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import queue
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -36,6 +38,29 @@ def _example() -> ModuleType:
     return module
 
 
+@contextlib.contextmanager
+def _running_app(
+    fake: FakeProvider, on_report: Any, **options: Any
+) -> Iterator[tuple[str, httpx.Client]]:
+    """The fake and the example app, each served on 127.0.0.1; yields the app's URL and a
+    client for it."""
+    with serve_loopback(fake) as provider:
+        app = _example().create_app(
+            username="user",
+            password="secret-pass",
+            sender="+983000505",
+            base_url=provider.url,
+            secret=SECRET,
+            on_report=on_report,
+            **options,
+        )
+        with (
+            serve_loopback(app, lifespan="on") as web,
+            httpx.Client(base_url=web.url, timeout=DEADLINE) as client,
+        ):
+            yield web.url, client
+
+
 def _drain(q: queue.Queue[DeliveryReport], count: int) -> list[DeliveryReport]:
     return [q.get(timeout=DEADLINE) for _ in range(count)]
 
@@ -50,47 +75,34 @@ def test_send_push_receive() -> None:
     async def on_report(report: DeliveryReport) -> None:
         received.put(report)
 
-    with serve_loopback(fake) as provider:
-        app = _example().create_app(
-            username="user",
-            password="secret-pass",
-            sender="+983000505",
-            base_url=provider.url,
-            secret=SECRET,
-            allowed_sources=["127.0.0.0/8"],
-            on_report=on_report,
-        )
-        with (
-            serve_loopback(app, lifespan="on") as web,
-            httpx.Client(base_url=web.url, timeout=DEADLINE) as client,
-        ):
-            pusher = WebhookPusher(fake, f"{web.url}/sms/delivery/{SECRET}", interval=0.02)
-            with pusher:
-                answer = client.post(
-                    "/send",
-                    json={"to": ["09121234567", "0935 123 4567", "09191234567"], "text": "سلام"},
-                )
-                assert answer.status_code == 200, answer.text
-                bulk_id = answer.json()["message_id"]
-                assert answer.json()["recipients"] == [
-                    "+989121234567",
-                    "+989351234567",
-                    "+989191234567",
-                ]
-                # The send is in the provider's own ledger; nothing is final yet.
-                assert [e.message_id for e in fake.ledger] == [bulk_id] * 3
-                assert pusher.push_pending() == 0
-                assert received.empty()
+    with _running_app(fake, on_report, allowed_sources=["127.0.0.0/8"]) as (web_url, client):
+        pusher = WebhookPusher(fake, f"{web_url}/sms/delivery/{SECRET}", interval=0.02)
+        with pusher:
+            answer = client.post(
+                "/send",
+                json={"to": ["09121234567", "0935 123 4567", "09191234567"], "text": "سلام"},
+            )
+            assert answer.status_code == 200, answer.text
+            bulk_id = answer.json()["message_id"]
+            assert answer.json()["recipients"] == [
+                "+989121234567",
+                "+989351234567",
+                "+989191234567",
+            ]
+            # The send is in the provider's own ledger; nothing is final yet.
+            assert [e.message_id for e in fake.ledger] == [bulk_id] * 3
+            assert pusher.push_pending() == 0
+            assert received.empty()
 
-                clock.advance(3600)  # every timeline is final (the fake's default: <= 15 s)
-                assert pusher.wait_for(3, timeout=DEADLINE), (pusher.pushed, pusher.failed)
-                reports = _drain(received, 3)
+            clock.advance(3600)  # every timeline is final (the fake's default: <= 15 s)
+            assert pusher.wait_for(3, timeout=DEADLINE), (pusher.pushed, pusher.failed)
+            reports = _drain(received, 3)
 
-                # The app's own view of what it received.
-                shown = client.get("/reports").json()
+            # The app's own view of what it received.
+            shown = client.get("/reports").json()
 
-            assert pusher.failed == [] and pusher.errors == []
-            assert all(p.status_code == 200 and p.attempts == 1 for p in pusher.pushed)
+        assert pusher.failed == [] and pusher.errors == []
+        assert all(p.status_code == 200 and p.attempts == 1 for p in pusher.pushed)
 
     assert sorted((r.message_id, r.recipient, r.state) for r in reports) == [
         (bulk_id, "+989121234567", DeliveryState.DELIVERED),
@@ -124,31 +136,19 @@ def test_answers_before_on_report_finishes() -> None:
         await anyio.to_thread.run_sync(release.wait, DEADLINE)
         received.put(report)
 
-    with serve_loopback(fake) as provider:
-        app = _example().create_app(
-            username="user",
-            password="secret-pass",
-            sender="+983000505",
-            base_url=provider.url,
-            secret=SECRET,
-            on_report=slow_on_report,
-        )
-        with (
-            serve_loopback(app, lifespan="on") as web,
-            httpx.Client(base_url=web.url, timeout=DEADLINE) as client,
-        ):
-            answer = client.post("/send", json={"to": ["09121234567", "09351234567"], "text": "hi"})
-            assert answer.status_code == 200, answer.text
-            clock.advance(3600)
-            with WebhookPusher(
-                fake, f"{web.url}/sms/delivery", headers={"X-Smsgate-Token": SECRET}
-            ) as pusher:
-                # Both pushes get their 200 while every callback is still waiting.
-                assert pusher.wait_for(2, timeout=DEADLINE), (pusher.pushed, pusher.failed)
-                assert started.get(timeout=DEADLINE)
-                assert received.empty()
-                release.set()
-                assert len(_drain(received, 2)) == 2
+    with _running_app(fake, slow_on_report) as (web_url, client):
+        answer = client.post("/send", json={"to": ["09121234567", "09351234567"], "text": "hi"})
+        assert answer.status_code == 200, answer.text
+        clock.advance(3600)
+        with WebhookPusher(
+            fake, f"{web_url}/sms/delivery", headers={"X-Smsgate-Token": SECRET}
+        ) as pusher:
+            # Both pushes get their 200 while every callback is still waiting.
+            assert pusher.wait_for(2, timeout=DEADLINE), (pusher.pushed, pusher.failed)
+            assert started.get(timeout=DEADLINE)
+            assert received.empty()
+            release.set()
+            assert len(_drain(received, 2)) == 2
 
 
 def test_refused_push_is_not_retried() -> None:
@@ -160,27 +160,13 @@ def test_refused_push_is_not_retried() -> None:
     async def on_report(report: DeliveryReport) -> None:
         received.append(report)
 
-    with serve_loopback(fake) as provider:
-        app = _example().create_app(
-            username="user",
-            password="secret-pass",
-            sender="+983000505",
-            base_url=provider.url,
-            secret=SECRET,
-            on_report=on_report,
-        )
-        with (
-            serve_loopback(app, lifespan="on") as web,
-            httpx.Client(base_url=web.url, timeout=DEADLINE) as client,
-        ):
-            assert (
-                client.post("/send", json={"to": ["09121234567"], "text": "x"}).status_code == 200
-            )
-            clock.advance(3600)
-            pusher = WebhookPusher(fake, f"{web.url}/sms/delivery/not-the-secret")
-            try:
-                assert pusher.push_pending() == 0  # one scan by hand, no thread
-            finally:
-                pusher.stop()
+    with _running_app(fake, on_report) as (web_url, client):
+        assert client.post("/send", json={"to": ["09121234567"], "text": "x"}).status_code == 200
+        clock.advance(3600)
+        pusher = WebhookPusher(fake, f"{web_url}/sms/delivery/not-the-secret")
+        try:
+            assert pusher.push_pending() == 0  # one scan by hand, no thread
+        finally:
+            pusher.stop()
     assert [(f.status_code, f.attempts, f.error) for f in pusher.failed] == [(403, 1, "HTTP 403")]
     assert received == []
