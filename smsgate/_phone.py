@@ -15,7 +15,7 @@ import re
 
 from .exceptions import InvalidRecipientError
 
-__all__ = ["normalize_msisdn", "to_local", "to_national"]
+__all__ = ["canonical_line", "normalize_msisdn", "to_local", "to_national"]
 
 # Persian and Arabic-Indic digits to ASCII.
 _DIGITS = {ord(c): str(i) for i, c in enumerate("۰۱۲۳۴۵۶۷۸۹")} | {
@@ -71,3 +71,36 @@ def to_national(msisdn: str) -> str:
 def to_local(msisdn: str) -> str:
     """Return the eleven-digit ``09…`` form of a number."""
     return "0" + normalize_msisdn(msisdn)[3:]
+
+
+_LINE_PREFIX = re.compile(r"(?:\+|00)?(?:98)?0?")
+
+
+def canonical_line(value: str) -> str:
+    """One spelling of a sender line, for keys and comparisons (never sent as is).
+
+    ``"+983000505"``, ``"983000505"``, ``"00983000505"``, ``"03000505"`` and ``"3000505"``
+    (Persian digits, spaces and dashes allowed) are one line: ``"+983000505"``. The
+    providers read lines in several spellings; what one customer receives must not depend
+    on which spelling the caller used, so deduplication and the journal key use this form.
+
+    Args:
+        value: A line number in any of those spellings.
+
+    Returns:
+        ``"+98"`` and the line's national digits.
+
+    Raises:
+        ValueError: If ``value`` is not a str of digits after cleaning.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"a line must be a str, not {type(value).__name__}")
+    cleaned = value.translate(_TABLE)
+    digits = cleaned[1:] if cleaned.startswith("+") else cleaned
+    if not digits.isascii() or not digits.isdigit():
+        raise ValueError(f"not a line number: {value!r}")
+    match = _LINE_PREFIX.match(cleaned)
+    national = cleaned[match.end() :] if match else digits
+    if not national:
+        raise ValueError(f"not a line number: {value!r}")
+    return "+98" + national

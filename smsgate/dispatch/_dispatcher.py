@@ -50,7 +50,6 @@ import anyio
 import anyio.lowlevel
 import attrs
 
-from .. import exceptions as _exceptions
 from .._gateway import SmsGateway, SupportsCredit
 from .._models import Message, SendReceipt
 from .._phone import normalize_msisdn
@@ -67,7 +66,7 @@ from ..exceptions import (
 )
 from ._breaker import CircuitOpenError
 from ._fallback import FallbackPolicy, Route
-from ._journal import Journal, JournalEntry, JournalStatus, journal_key
+from ._journal import Journal, JournalEntry, JournalStatus, claimable, journal_key
 from ._limiter import RateLimit, RateLimiter, TokenBucket, _is_int, _PauseOnly
 from ._retry import RetryPolicy, as_retry_policy
 from ._values import (
@@ -687,15 +686,9 @@ async def _hand_off(out: MemoryObjectSendStream[list[_Item]], batch: list[_Item]
         await out.send(batch)
 
 
-def _maybe_sent_name(name: str | None) -> bool:
-    """Whether a journal's stored error class name means "may have been sent"."""
-    cls = getattr(_exceptions, name or "", None)
-    return isinstance(cls, type) and issubclass(cls, SmsGateError) and cls.maybe_sent
-
-
 def _resendable(entry: JournalEntry) -> bool:
     """A journal row that a rerun sends again: a definite refusal (see _journal.py)."""
-    return entry.status == "failed" and not _maybe_sent_name(entry.error)
+    return entry.status == "failed" and claimable(entry)
 
 
 def _clamp_for_limiter(size: int, parts: int, limiter: RateLimiter) -> int:

@@ -29,7 +29,18 @@ from typing import Literal, Protocol, runtime_checkable
 
 import attrs
 
-__all__ = ["Journal", "JournalEntry", "JournalStatus", "MemoryJournal", "journal_key"]
+from .. import exceptions as _exceptions
+from .._models import DeliveryState
+
+__all__ = [
+    "DeliveryUpdate",
+    "Journal",
+    "JournalEntry",
+    "JournalStatus",
+    "MemoryJournal",
+    "claimable",
+    "journal_key",
+]
 
 #: The states a journal row can be in.
 JournalStatus = Literal["pending", "sent", "failed", "unknown"]
@@ -58,6 +69,11 @@ class JournalEntry:
         error: The error class name, e.g. ``"OutcomeUnknownError"``.
         detail: A short, credential-free text about the error.
         updated: ``time.time()`` of the write.
+        parts: SMS parts of the text (what one recipient costs), when known.
+        delivery: The last delivery state known for this recipient (tracking or a
+            webhook), ``None`` until one is known.
+        delivery_status: The provider's raw delivery value (``"delivered"``, ``"16"``).
+        delivery_updated: ``time.time()`` when the delivery state was stored.
     """
 
     key: str
@@ -69,6 +85,62 @@ class JournalEntry:
     error: str | None = None
     detail: str | None = None
     updated: float = 0.0
+    parts: int | None = None
+    delivery: DeliveryState | None = None
+    delivery_status: str | None = None
+    delivery_updated: float | None = None
+
+
+@attrs.frozen(kw_only=True)
+class DeliveryUpdate:
+    """A delivery state to store against the journal rows of one provider message.
+
+    Rows are found by ``message_id`` (the per-recipient id in :attr:`JournalEntry.message_id`)
+    and, when given, ``recipient`` (E.164): with ippanel every recipient of a bulk shares
+    one id, so the recipient tells them apart; a Negin id is unique by itself.
+    """
+
+    message_id: str
+    recipient: str | None
+    state: DeliveryState
+    provider_status: str
+    at: float
+
+
+def _error_class(name: str) -> type[_exceptions.SmsGateError] | None:
+    """The smsgate error class called ``name`` (a subclass anywhere in the tree)."""
+    todo: list[type[_exceptions.SmsGateError]] = [_exceptions.SmsGateError]
+    while todo:
+        cls = todo.pop()
+        if cls.__name__ == name:
+            return cls
+        todo.extend(cls.__subclasses__())
+    return None
+
+
+def _maybe_sent_name(name: str | None) -> bool:
+    """Whether a stored error class name means "may have been sent".
+
+    A name this version does not know (a journal written by a newer one, a user's own
+    error) reads as "may have been sent", so such a row is never resent blindly.
+    """
+    if name is None:
+        return False
+    cls = _error_class(name)
+    return True if cls is None else bool(cls.maybe_sent)
+
+
+def claimable(entry: JournalEntry | None) -> bool:
+    """Whether a row may be claimed (and so sent): absent, or a definite refusal.
+
+    A ``failed`` row whose stored error says nothing went out (``maybe_sent`` false for
+    its class, e.g. ``NotSentError``, ``RecipientOptedOutError``) may be sent again; every
+    other state (``pending``, ``sent``, ``unknown``, or ``failed`` with an error that may
+    have gone out) may not.
+    """
+    if entry is None:
+        return True
+    return entry.status == "failed" and not _maybe_sent_name(entry.error)
 
 
 def journal_key(recipient: str, text: str, sender: str | None) -> str:
@@ -110,6 +182,18 @@ class Journal(Protocol):
 
     async def record(self, job_id: str, entries: Sequence[JournalEntry]) -> None:
         """Upsert ``entries`` by ``(job_id, key)``. Durable when it returns."""
+        ...
+
+    async def claim(self, job_id: str, entries: Sequence[JournalEntry]) -> set[str]:
+        """Atomically write ``entries`` (status ``"pending"``) where the caller may send.
+
+        In one atomic step, every entry whose key is absent from ``job_id`` or whose row
+        is :func:`claimable` (a definite refusal) is written as given, and its key is
+        returned; every other key is left untouched and not returned. Two callers (two
+        tasks, two processes, two machines) claiming the same key never both win it, so
+        a dispatcher that sends only what it claimed never sends one recipient twice.
+        Durable when it returns.
+        """
         ...
 
     async def entries(self, job_id: str) -> list[JournalEntry]:
@@ -164,6 +248,59 @@ class MemoryJournal:
         job = self._job(job_id)
         for entry in entries:
             job[entry.key] = entry
+
+    async def claim(self, job_id: str, entries: Sequence[JournalEntry]) -> set[str]:
+        """Write ``entries`` where absent or :func:`claimable`; return the keys won.
+
+        No ``await`` between the read and the write: atomic for every task of the loop.
+        """
+        job = self._job(job_id)
+        won: set[str] = set()
+        for entry in entries:
+            if entry.key in won:
+                continue
+            if claimable(job.get(entry.key)):
+                job[entry.key] = entry
+                won.add(entry.key)
+        return won
+
+    async def record_delivery(self, updates: Sequence[DeliveryUpdate]) -> int:
+        """Store delivery states on the rows they name (any job); return the rows changed."""
+        if self._closed:
+            raise RuntimeError("this journal is closed")
+        changed = 0
+        for update in updates:
+            for job in self._jobs.values():
+                for key, entry in job.items():
+                    if entry.message_id != update.message_id:
+                        continue
+                    if update.recipient is not None and entry.recipient != update.recipient:
+                        continue
+                    job[key] = attrs.evolve(
+                        entry,
+                        delivery=update.state,
+                        delivery_status=update.provider_status,
+                        delivery_updated=update.at,
+                    )
+                    changed += 1
+        return changed
+
+    async def recent_sends(
+        self, keys: Sequence[str], *, since: float, exclude_job: str
+    ) -> dict[str, str]:
+        """Keys ``sent`` in another job at or after ``since``: key -> that job's id."""
+        if self._closed:
+            raise RuntimeError("this journal is closed")
+        wanted = set(keys)
+        found: dict[str, str] = {}
+        for job_id, job in self._jobs.items():
+            if job_id == exclude_job:
+                continue
+            for key in wanted.intersection(job):
+                entry = job[key]
+                if entry.status == "sent" and entry.updated >= since:
+                    found.setdefault(key, job_id)
+        return found
 
     async def entries(self, job_id: str) -> list[JournalEntry]:
         """Every row of ``job_id``, in first-written order."""

@@ -67,7 +67,7 @@ import anyio.to_thread
 import attrs
 
 from ..exceptions import ConfigurationError
-from ._journal import JournalEntry
+from ._journal import JournalEntry, claimable
 
 __all__ = ["SCHEMA_VERSION", "JobSummary", "SqliteJournal", "summarize"]
 
@@ -298,6 +298,42 @@ class SqliteJournal:
             conn.executemany(_UPSERT, rows)
 
         await self._submit(write, _WRITE)
+
+    async def claim(self, job_id: str, entries: Sequence[JournalEntry]) -> set[str]:
+        """Write ``entries`` where absent or :func:`claimable`; return the keys won.
+
+        The read and the write run in one ``BEGIN IMMEDIATE`` transaction, which holds
+        SQLite's write lock from its start: two processes on one file never both win a
+        key. Durable when it returns.
+        """
+        job = _check_job_id(job_id)
+        wanted: dict[str, JournalEntry] = {}
+        for entry in entries:
+            wanted.setdefault(entry.key, entry)
+        if not wanted:
+            await anyio.lowlevel.checkpoint()
+            return set()
+
+        def write(conn: sqlite3.Connection) -> set[str]:
+            conn.execute(
+                "INSERT OR IGNORE INTO jobs (job_id, created) VALUES (?, ?)", (job, time.time())
+            )
+            keys = list(wanted)
+            taken: set[str] = set()
+            for start in range(0, len(keys), _KEYS_PER_QUERY):
+                chunk = keys[start : start + _KEYS_PER_QUERY]
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(
+                    f"SELECT {_COLUMNS} FROM entries WHERE job_id = ? AND key IN ({marks})",  # noqa: S608 - only "?" marks are interpolated
+                    (job, *chunk),
+                )
+                taken.update(e.key for e in map(_entry, rows) if not claimable(e))
+            won = [entry for key, entry in wanted.items() if key not in taken]
+            conn.executemany(_UPSERT, [_row(job, entry) for entry in won])
+            return {entry.key for entry in won}
+
+        result: set[str] = await self._submit(write, _WRITE)
+        return result
 
     async def entries(self, job_id: str) -> list[JournalEntry]:
         """Every row of ``job_id``, in first-written order."""
