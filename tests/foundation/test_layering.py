@@ -17,6 +17,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "smsgate.testing",
     ),
     "smsgate._segments": ("smsgate.backends", "smsgate.dispatch", "smsgate.testing"),
+    "smsgate._text": ("smsgate._models", "smsgate.backends", "smsgate.dispatch", "smsgate.testing"),
     "smsgate._models": (
         "smsgate.backends",
         "smsgate.dispatch",
