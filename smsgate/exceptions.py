@@ -17,6 +17,7 @@ Branches are chosen by what the caller can do next::
     │   ├── SendWindowError                      this line may not send at this hour (08-23)
     │   ├── TooManyRecipientsError               more numbers than one request may carry
     │   ├── PatternError                         pattern unknown, inactive, or values invalid
+    │   ├── SubAccountRejectedError (ValueError) a new sub-account's details were refused
     │   ├── RateLimitedError                     slow down (.retry_after seconds, when known)
     │   ├── UnknownMessageError                  a status query for an id the provider does not know
     │   ├── ProviderUnavailableError             HTTP 5xx, or the provider says the route is down
@@ -24,11 +25,16 @@ Branches are chosen by what the caller can do next::
     │   └── MessageRejectedError                 (see above)
     ├── TransportError                       no usable answer
     │   ├── NotSentError                         the request certainly never reached the provider
+    │   │   ├── CircuitOpenError                     a route skipped: its circuit breaker is open
+    │   │   └── JobStoppedError                      a bulk job stopped before this row was sent
     │   ├── OutcomeUnknownError                  it may have been sent: never retried blindly
     │   └── ProtocolError                        the answer could not be read (HTML, truncated JSON)
+    ├── JournalError                         the journal could not be read or written (.path)
     └── WebhookError                         a pushed delivery report was refused
         ├── WebhookAuthError                     wrong secret or source address
         └── MalformedReportError                 the body is not a report we can read
+            ├── UnreadableReportError                not JSON at all (HTTP 400)
+            └── ReportTooLargeError                  over the size cap (HTTP 413)
 
 Every error carries three flags that say what is safe to do:
 
@@ -52,11 +58,14 @@ if TYPE_CHECKING:
 __all__ = [
     "AccountRestrictedError",
     "AuthenticationError",
+    "CircuitOpenError",
     "ConfigurationError",
     "InsufficientCreditError",
     "InvalidMessageError",
     "InvalidRecipientError",
     "InvalidSenderError",
+    "JobStoppedError",
+    "JournalError",
     "MalformedReportError",
     "MessageRejectedError",
     "NotSentError",
@@ -68,11 +77,14 @@ __all__ = [
     "RateLimitedError",
     "RecipientOptedOutError",
     "RecipientRejectedError",
+    "ReportTooLargeError",
     "SendWindowError",
     "SmsGateError",
+    "SubAccountRejectedError",
     "TooManyRecipientsError",
     "TransportError",
     "UnknownMessageError",
+    "UnreadableReportError",
     "WebhookAuthError",
     "WebhookError",
 ]
@@ -295,6 +307,15 @@ class MessageRejectedError(ProviderError, InvalidMessageError):
     default_message = "the provider rejected the message text"
 
 
+class SubAccountRejectedError(ProviderError, ValueError):
+    """The provider refused the details of a new sub-account (ippanel ``newuser`` codes).
+
+    Also a ``ValueError``: the fix is in the values given, never in retrying.
+    """
+
+    default_message = "the provider refused the new sub-account's details"
+
+
 class TransportError(SmsGateError):
     """No usable answer came back from the provider."""
 
@@ -307,6 +328,41 @@ class NotSentError(TransportError):
 
     retryable = True
     fallback_ok = True
+
+
+class CircuitOpenError(NotSentError):
+    """A route was skipped because its circuit breaker is open; nothing was sent.
+
+    A :class:`NotSentError`: safe to retry later and safe to send on another route.
+
+    Attributes:
+        route: The route's name.
+        retry_at: The breaker clock's time at which a probe will be allowed.
+    """
+
+    def __init__(self, route: str, *, retry_at: float | None = None, **flags: Any) -> None:
+        super().__init__(f"the circuit for route {route!r} is open; nothing was sent", **flags)
+        self.route = route
+        self.retry_at = retry_at
+
+    def __reduce__(self) -> Any:
+        return (_rebuild_circuit_open, (self.route, self.retry_at, self.__dict__))
+
+
+def _rebuild_circuit_open(
+    route: str, retry_at: float | None, state: dict[str, Any]
+) -> CircuitOpenError:
+    err = CircuitOpenError(route, retry_at=retry_at)
+    err.__dict__.update(state)
+    return err
+
+
+class JobStoppedError(NotSentError):
+    """A bulk job stopped (asked to, or on an account-wide error) before this row was sent.
+
+    A :class:`NotSentError`: nothing went out for this row, so running the job again
+    sends it.
+    """
 
 
 class OutcomeUnknownError(TransportError):
@@ -347,6 +403,21 @@ class ProtocolError(TransportError):
         return f"{self.message}{status}{tail}"
 
 
+class JournalError(SmsGateError):
+    """The journal could not be read or written (a full disk, a locked or read-only file).
+
+    The message names the journal and what to do; the storage error is the ``__cause__``.
+    Rows whose outcome could not be recorded are in doubt until the journal works again.
+
+    Attributes:
+        path: Where the journal is (a file path, or a DSN without its password), if known.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, **flags: Any) -> None:
+        super().__init__(message, **flags)
+        self.path = path
+
+
 class WebhookError(SmsGateError):
     """A pushed delivery report was refused."""
 
@@ -357,3 +428,11 @@ class WebhookAuthError(WebhookError):
 
 class MalformedReportError(WebhookError, ValueError):
     """The pushed body is not a delivery report smsgate can read."""
+
+
+class UnreadableReportError(MalformedReportError):
+    """The body could not be read as JSON at all (bad bytes, bad encoding, bad syntax)."""
+
+
+class ReportTooLargeError(MalformedReportError):
+    """The body is larger than the receiver's size cap (or says it will be)."""

@@ -49,11 +49,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, Literal
+from typing import Literal
 
 import attrs
 
 from ..exceptions import (
+    CircuitOpenError,
     ConfigurationError,
     InvalidMessageError,
     InvalidRecipientError,
@@ -71,34 +72,6 @@ BreakerState = Literal["closed", "open", "half_open"]
 
 #: What a request's result says about the route.
 _Verdict = Literal["failure", "success", "inconclusive", "no_attempt"]
-
-
-class CircuitOpenError(NotSentError):
-    """A route was skipped because its circuit breaker is open; nothing was sent.
-
-    A :class:`~smsgate.NotSentError`: safe to retry later and safe to send on another
-    route.
-
-    Attributes:
-        route: The route's name.
-        retry_at: The breaker clock's time at which a probe will be allowed.
-    """
-
-    def __init__(self, route: str, *, retry_at: float | None = None, **flags: Any) -> None:
-        super().__init__(f"the circuit for route {route!r} is open; nothing was sent", **flags)
-        self.route = route
-        self.retry_at = retry_at
-
-    def __reduce__(self) -> Any:
-        return (_rebuild_circuit_open, (self.route, self.retry_at, self.__dict__))
-
-
-def _rebuild_circuit_open(
-    route: str, retry_at: float | None, state: dict[str, Any]
-) -> CircuitOpenError:
-    err = CircuitOpenError(route, retry_at=retry_at)
-    err.__dict__.update(state)
-    return err
 
 
 @attrs.frozen(kw_only=True)

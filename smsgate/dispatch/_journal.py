@@ -74,6 +74,10 @@ class JournalEntry:
             webhook), ``None`` until one is known.
         delivery_status: The provider's raw delivery value (``"delivered"``, ``"16"``).
         delivery_updated: ``time.time()`` when the delivery state was stored.
+        aliases: Other keys this row may have been written under by an older version
+            (before the sender line was normalised in the key). Never stored: for
+            :meth:`Journal.claim` only, which treats a row under an alias like one under
+            ``key``.
     """
 
     key: str
@@ -89,6 +93,7 @@ class JournalEntry:
     delivery: DeliveryState | None = None
     delivery_status: str | None = None
     delivery_updated: float | None = None
+    aliases: tuple[str, ...] = attrs.field(default=(), eq=False, repr=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -189,7 +194,8 @@ class Journal(Protocol):
 
         In one atomic step, every entry whose key is absent from ``job_id`` or whose row
         is :func:`claimable` (a definite refusal) is written as given, and its key is
-        returned; every other key is left untouched and not returned. Two callers (two
+        returned; every other key is left untouched and not returned. A row found under
+        one of an entry's :attr:`~JournalEntry.aliases` counts as a row under its key. Two callers (two
         tasks, two processes, two machines) claiming the same key never both win it, so
         a dispatcher that sends only what it claimed never sends one recipient twice.
         Durable when it returns.
@@ -259,7 +265,7 @@ class MemoryJournal:
         for entry in entries:
             if entry.key in won:
                 continue
-            if claimable(job.get(entry.key)):
+            if all(claimable(job.get(k)) for k in (entry.key, *entry.aliases)):
                 job[entry.key] = entry
                 won.add(entry.key)
         return won

@@ -318,7 +318,7 @@ class SqliteJournal:
             conn.execute(
                 "INSERT OR IGNORE INTO jobs (job_id, created) VALUES (?, ?)", (job, time.time())
             )
-            keys = list(wanted)
+            keys = list(dict.fromkeys([*wanted, *(a for e in wanted.values() for a in e.aliases)]))
             taken: set[str] = set()
             for start in range(0, len(keys), _KEYS_PER_QUERY):
                 chunk = keys[start : start + _KEYS_PER_QUERY]
@@ -328,7 +328,11 @@ class SqliteJournal:
                     (job, *chunk),
                 )
                 taken.update(e.key for e in map(_entry, rows) if not claimable(e))
-            won = [entry for key, entry in wanted.items() if key not in taken]
+            won = [
+                entry
+                for key, entry in wanted.items()
+                if key not in taken and taken.isdisjoint(entry.aliases)
+            ]
             conn.executemany(_UPSERT, [_row(job, entry) for entry in won])
             return {entry.key for entry in won}
 

@@ -7,14 +7,6 @@ but not a report (422) and when it is too large (413). Both classes are subclass
 
 from __future__ import annotations
 
-from ..exceptions import MalformedReportError
+from ..exceptions import ReportTooLargeError, UnreadableReportError
 
 __all__ = ["ReportTooLargeError", "UnreadableReportError"]
-
-
-class UnreadableReportError(MalformedReportError):
-    """The body could not be read as JSON at all (bad bytes, bad encoding, bad syntax)."""
-
-
-class ReportTooLargeError(MalformedReportError):
-    """The body is larger than the receiver's size cap (or says it will be)."""

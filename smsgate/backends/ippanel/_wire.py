@@ -34,6 +34,7 @@ from ...exceptions import (
     RecipientRejectedError,
     SendWindowError,
     SmsGateError,
+    SubAccountRejectedError,
     TooManyRecipientsError,
     UnknownMessageError,
 )
@@ -44,16 +45,6 @@ PROVIDER: Final = "ippanel"
 # Iran has kept UTC+03:30 all year since DST was abolished in 2022; a fixed offset avoids
 # depending on the system's tz database for the scheduled-send field (§3 ``time``).
 TEHRAN: Final = timezone(timedelta(hours=3, minutes=30), "Asia/Tehran")
-
-
-class SubAccountRejectedError(ProviderError, ValueError):
-    """The provider refused the details of a new sub-account (``newuser`` codes 301-317, 1001-1005).
-
-    Also a ``ValueError``: the fix is in the values given to
-    :meth:`AccountAPI.create`, never in retrying.
-    """
-
-    default_message = "the provider refused the new sub-account's details"
 
 
 # -- the error table (protocols/ippanel.md §6.1) ------------------------------------------
