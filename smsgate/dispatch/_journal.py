@@ -195,9 +195,10 @@ class Journal(Protocol):
         In one atomic step, every entry whose key is absent from ``job_id`` or whose row
         is :func:`claimable` (a definite refusal) is written as given, and its key is
         returned; every other key is left untouched and not returned. A row found under
-        one of an entry's :attr:`~JournalEntry.aliases` counts as a row under its key. Two callers (two
-        tasks, two processes, two machines) claiming the same key never both win it, so
-        a dispatcher that sends only what it claimed never sends one recipient twice.
+        one of an entry's :attr:`~JournalEntry.aliases` counts as a row under its key.
+        Two callers (two tasks, two processes, two machines) claiming the same key never
+        both win it, so a dispatcher that sends only what it claimed never sends one
+        recipient twice.
         Durable when it returns.
         """
         ...
