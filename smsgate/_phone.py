@@ -12,10 +12,17 @@ pasted from a right-to-left editor.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
-from .exceptions import InvalidRecipientError
+from .exceptions import InvalidRecipientError, TooManyRecipientsError
 
-__all__ = ["canonical_line", "normalize_msisdn", "to_local", "to_national"]
+__all__ = [
+    "canonical_line",
+    "normalize_msisdn",
+    "normalize_recipients",
+    "to_local",
+    "to_national",
+]
 
 # Persian and Arabic-Indic digits to ASCII.
 _DIGITS = {ord(c): str(i) for i, c in enumerate("۰۱۲۳۴۵۶۷۸۹")} | {
@@ -104,3 +111,55 @@ def canonical_line(value: str) -> str:
     if not national:
         raise ValueError(f"not a line number: {value!r}")
     return "+98" + national
+
+
+def normalize_recipients(
+    to: object, *, limit: int | None = None, provider: str = ""
+) -> tuple[str, ...]:
+    """The recipients of one send, each in E.164, checked before any I/O.
+
+    The one rule of both backends: ``to`` is one ``str`` or a sequence of ``str`` (a list
+    or a tuple: order matters, since receipts map each number to its id, so a ``set`` is
+    refused); it is not empty; every number normalises; and no number is given twice in
+    any spelling (it would be sent, and charged, twice).
+
+    Args:
+        to: What the caller passed as ``to``.
+        limit: The most numbers one request may carry, if the backend has such a limit.
+        provider: The backend's name, for :class:`~smsgate.TooManyRecipientsError`.
+
+    Returns:
+        The numbers, E.164, in the order given.
+
+    Raises:
+        InvalidRecipientError: For a wrong type, an empty list, a bad number or a
+            duplicate (also a ``ValueError``).
+        TooManyRecipientsError: More numbers than ``limit``.
+    """
+    if isinstance(to, str):
+        numbers: Sequence[object] = (to,)
+    elif isinstance(to, list | tuple):
+        numbers = to
+    else:
+        raise InvalidRecipientError(
+            f"'to' must be a str, or a list or tuple of str, not {type(to).__name__}",
+            value=None if to is None else type(to).__name__,
+        )
+    if not numbers:
+        raise InvalidRecipientError("no recipients given", value=None)
+    if limit is not None and len(numbers) > limit:
+        raise TooManyRecipientsError(
+            f"{len(numbers)} recipients; at most {limit} may go in one request "
+            "(checked before sending)",
+            provider=provider,
+        )
+    out: dict[str, None] = {}
+    for number in numbers:
+        msisdn = normalize_msisdn(number)  # type: ignore[arg-type] # the type is checked inside
+        if msisdn in out:
+            raise InvalidRecipientError(
+                f"{msisdn} is given more than once; it would be sent (and charged) twice",
+                value=msisdn,
+            )
+        out[msisdn] = None
+    return tuple(out)
