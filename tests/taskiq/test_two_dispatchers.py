@@ -89,7 +89,6 @@ async def test_two_dispatchers_one_job_nobody_twice(kind: str, tmp_path: Path) -
         async with anyio.create_task_group() as tg:
             tg.start_soon(run, first)
             tg.start_soon(run, second)
-            await anyio.sleep(0)
             start.set()
     sent = Counter(s.recipient for s in gateway.accepted)
     assert [n for n, c in sent.items() if c > 1] == []
