@@ -12,6 +12,7 @@ import pytest
 
 import smsgate
 from smsgate.backends._http import HttpGateway, Scrubber, parse_retry_after
+from smsgate.backends._httpx_transport import HttpxTransport
 
 PASSWORD = "p@ss w/rd+ÿ"
 
@@ -188,15 +189,15 @@ async def test_lifecycle_borrowed_client() -> None:
 
 async def test_own_client_is_closed_even_when_cancelled() -> None:
     """Our own client is created lazily and closed under a shielded scope."""
-    gw = Probe(base_url="https://provider.example")
+    gw = Probe(base_url="https://provider.example", transport="httpx")
     async with gw:
-        client = gw._client
-        assert client is not None
+        assert isinstance(gw._transport, HttpxTransport)
+        client = gw._transport.client
     assert client.is_closed
-    gw2 = Probe(base_url="https://provider.example")
+    gw2 = Probe(base_url="https://provider.example", transport="httpx")
     await gw2.__aenter__()
-    client2 = gw2._client
-    assert client2 is not None
+    assert isinstance(gw2._transport, HttpxTransport)
+    client2 = gw2._transport.client
     with anyio.CancelScope() as scope:
         scope.cancel()
         await gw2.aclose()
