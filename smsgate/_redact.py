@@ -2,9 +2,10 @@
 
 A :class:`Redactor` knows the secrets of one gateway (its password) and replaces every
 spelling a secret can travel in with ``***``: as given, URL-encoded (``quote``,
-``quote_plus``, either hex case), form-encoded, JSON-escaped (ASCII or not, ``\\/`` as PHP
-writes it), HTML-escaped (named or numeric entities) and as ``password=…`` in a query
-string. Nothing here caches a secret or a text.
+``quote_plus``, any hex case), form-encoded, JSON-escaped (ASCII or not, ``\\/`` as PHP
+writes it), HTML-escaped (named or numeric entities), as Python shows it in a ``repr`` of
+``str`` or ``bytes``, and as ``password=…`` in a query string. Nothing here caches a
+secret or a text.
 
 :data:`LOG_FILTER` scrubs the records of the HTTP libraries' loggers (``httpx``,
 ``httpcore``, ``aiohttp``: never the root logger). It is installed once, by
@@ -45,6 +46,15 @@ _QUERY_CREDENTIAL = re.compile(
 _PERCENT = re.compile(r"%[0-9A-F]{2}")
 
 
+def _hex_class(match: re.Match[str]) -> str:
+    return "%" + "".join(f"[{c}{c.lower()}]" if c.isalpha() else c for c in match.group()[1:])
+
+
+def _any_hex_case(pattern: str) -> str:
+    """``%2F`` in an escaped form also matches ``%2f`` (encoders differ in hex case)."""
+    return _PERCENT.sub(_hex_class, pattern)
+
+
 def _html_forms(text: str) -> set[str]:
     escaped = html.escape(text, quote=False)
     forms = {escaped}
@@ -60,10 +70,11 @@ def _html_forms(text: str) -> set[str]:
 def forms_of(secret: str) -> set[str]:
     """Every spelling of ``secret`` that :class:`Redactor` removes."""
     url = {quote(secret, safe=""), quote(secret), quote_plus(secret)}
-    url |= {_PERCENT.sub(lambda m: m.group().lower(), form) for form in url}
     as_json = {json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
     as_json |= {form.replace("/", "\\/") for form in as_json}
-    forms = {secret} | url | as_json
+    # Python's reprs, as an error quoting ``request.content`` or a str shows them.
+    as_repr = {repr(secret.encode("utf-8"))[2:-1], ascii(secret)[1:-1], repr(secret)[1:-1]}
+    forms = {secret} | url | as_json | as_repr
     for form in list(forms):
         forms |= _html_forms(form)
     return {form for form in forms if form}
@@ -86,7 +97,9 @@ class Redactor:
         #: Every form removed, longest first (a longer form is never half-replaced).
         self.secrets: tuple[str, ...] = tuple(sorted(forms, key=lambda f: (-len(f), f)))
         self._pattern = (
-            re.compile("|".join(re.escape(form) for form in self.secrets)) if forms else None
+            re.compile("|".join(_any_hex_case(re.escape(form)) for form in self.secrets))
+            if forms
+            else None
         )
 
     @classmethod
