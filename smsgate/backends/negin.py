@@ -744,7 +744,9 @@ class NeginGateway(HttpGateway):
             **fields,
         }
         async with self._slots:
-            answer = await self._request("POST", self._send_path, data=form)
+            answer = await self._request(
+                "POST", self._send_path, data=form, operation="send", recipients=1
+            )
         status, body = self._envelope(answer, idempotent=False)
         if status >= 0:
             raise self._error(status, body.get("msg"), sending=True)
@@ -886,7 +888,9 @@ class NeginGateway(HttpGateway):
             "message_ids": ",".join(ids),
         }
         async with self._slots:
-            answer = await self._request("POST", self._states_path, data=form, idempotent=True)
+            answer = await self._request(
+                "POST", self._states_path, data=form, idempotent=True, operation="states"
+            )
         status, body = self._envelope(answer, idempotent=True)
         if status >= 0:
             raise self._error(status, body.get("msg"))

@@ -412,7 +412,9 @@ class IppanelBase(HttpGateway):
     ) -> tuple[Any, HttpAnswer]:
         """POST one op to ``/services.jspd``, form-encoded (protocols §12.1.2)."""
         data = {"uname": self._username, "pass": self._password, "op": op, **fields}
-        answer = await self._request("POST", "/services.jspd", data=data, idempotent=idempotent)
+        answer = await self._request(
+            "POST", "/services.jspd", data=data, idempotent=idempotent, operation=op
+        )
         return self._json(answer, idempotent=idempotent), answer
 
     def _unwrap(self, payload: Any, answer: HttpAnswer, *, idempotent: bool) -> Any:
