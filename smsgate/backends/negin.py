@@ -441,7 +441,7 @@ class NeginGateway(HttpGateway):
         allow_insecure_http: Permit a plain ``http://`` base URL off loopback.
         transport: ``"auto"`` (default: aiohttp under asyncio, httpx under trio or with
             ``http_client``), ``"httpx"`` (an httpx client of our own, which ``respx.mock``
-            sees) or ``"aiohttp"`` (asyncio only). See :doc:`/testing`.
+            sees) or ``"aiohttp"`` (asyncio only); see the Testing page.
 
     Raises:
         ConfigurationError: For settings that cannot work, before any I/O.

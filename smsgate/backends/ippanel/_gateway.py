@@ -46,7 +46,7 @@ class IppanelGateway(SendingMixin, ReportsMixin):
         allow_insecure_http: Permit a plain ``http://`` base URL off loopback.
         transport: ``"auto"`` (default: aiohttp under asyncio, httpx under trio or with
             ``http_client``), ``"httpx"`` (an httpx client of our own, which ``respx.mock``
-            sees) or ``"aiohttp"`` (asyncio only). See :doc:`/testing`.
+            sees) or ``"aiohttp"`` (asyncio only); see the Testing page.
 
     Raises:
         ConfigurationError: For a missing credential, a malformed sender line, a bad URL
