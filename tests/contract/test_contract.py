@@ -3,7 +3,8 @@
 Each backend contributes ``tests/contract/subject_<name>.py`` with
 ``make_gateway(fake, *, base_url, http_client)``. Every test runs for every backend, with the
 fake provider mounted in-process (``httpx.ASGITransport``) and served by a real uvicorn
-server on 127.0.0.1, under asyncio and under trio.
+server on 127.0.0.1 (through the gateway's own transport and through an httpx client),
+under asyncio and under trio.
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture(params=["asgi", "loopback"])
+@pytest.fixture(params=["asgi", "loopback", "loopback-httpx"])
 def mode(request: pytest.FixtureRequest) -> str:
-    """In-process ASGI transport or a real server on 127.0.0.1."""
+    """In-process ASGI transport, or a real server on 127.0.0.1 reached through the
+    gateway's own transport (aiohttp under asyncio) or through an httpx client."""
     return str(request.param)
 
 
@@ -61,7 +63,7 @@ def provider(clock: FakeClock) -> FakeProvider:
 @pytest.fixture
 def server_url(mode: str, provider: FakeProvider) -> Iterator[str | None]:
     """The loopback server's URL, or None for in-process mode."""
-    if mode == "loopback":
+    if mode.startswith("loopback"):
         with serve_loopback(provider) as server:
             yield server.url
     else:
@@ -69,7 +71,9 @@ def server_url(mode: str, provider: FakeProvider) -> Iterator[str | None]:
 
 
 @pytest.fixture
-def make(backend: str, provider: FakeProvider, server_url: str | None) -> Callable[..., Any]:
+def make(
+    backend: str, provider: FakeProvider, server_url: str | None, mode: str
+) -> Callable[..., Any]:
     """An async context manager factory: ``async with make() as gw``."""
     factory: Factory = importlib.import_module(f"tests.contract.subject_{backend}").make_gateway
 
@@ -79,8 +83,9 @@ def make(backend: str, provider: FakeProvider, server_url: str | None) -> Callab
             client = httpx.AsyncClient(transport=httpx.ASGITransport(app=fake))
             gw = factory(fake, base_url="http://127.0.0.1", http_client=client)
         else:
-            client = None
-            gw = factory(fake, base_url=server_url, http_client=None)
+            # A borrowed httpx client selects the httpx transport on every event loop.
+            client = httpx.AsyncClient() if mode == "loopback-httpx" else None
+            gw = factory(fake, base_url=server_url, http_client=client)
         try:
             async with gw:
                 yield gw
@@ -97,6 +102,17 @@ async def test_is_a_gateway(make: Callable[..., Any], backend: str) -> None:
         assert isinstance(gw, smsgate.SmsGateway)
         assert gw.name == backend
         assert gw.max_recipients >= 1
+
+
+async def test_runs_on_the_transport_it_names(
+    make: Callable[..., Any], mode: str, anyio_backend: str
+) -> None:
+    """The parametrisation really covers both transports: aiohttp's own pool under asyncio
+    on loopback, httpx through a borrowed client (and under trio)."""
+    async with make() as gw:
+        await gw.send("09121111111", "hello")
+        expected = "aiohttp" if (mode, anyio_backend) == ("loopback", "asyncio") else "httpx"
+        assert gw.transport_name == expected
 
 
 async def test_send_one(make: Callable[..., Any], provider: FakeProvider) -> None:

@@ -8,15 +8,14 @@ page's). The task modules (``_sending``, ``_reports``, ``_phonebooks``, ``_targe
 from __future__ import annotations
 
 import json
-import logging
 import re
-import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import Any, Final
 
+from ... import _redact
 from ..._models import DeliveryState, SendReceipt
 from ..._phone import _DIGITS, normalize_msisdn
 from ...exceptions import (
@@ -38,7 +37,7 @@ from ...exceptions import (
     TooManyRecipientsError,
     UnknownMessageError,
 )
-from .._http import HttpAnswer, HttpGateway, Scrubber
+from .._http import HttpAnswer, HttpGateway
 
 PROVIDER: Final = "ippanel"
 
@@ -146,76 +145,19 @@ def _frozen(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
 
 # -- log and exception hygiene ------------------------------------------------------------
 
-# Credentials in a URL query string (the patterns/pattern endpoint, protocols §5.1).
-_QUERY_CREDENTIAL = re.compile(
-    r"(?i)((?:^|[?&;\s])(?:password|pass|username|uname|user)=)[^&\s\"'<>]*"
-)
-_HTTP_LOGGERS: Final = (
-    "httpx",
-    "httpcore",
-    "httpcore.connection",
-    "httpcore.http11",
-    "httpcore.http2",
-    "httpcore.proxy",
-    "httpcore.socks",
-    # smsgate's default transport under asyncio; aiohttp's client rarely logs, but a URL in
-    # one of its records would carry the same query string.
-    "aiohttp",
-    "aiohttp.client",
-    "aiohttp.internal",
-)
-
-
-class _CredentialLogFilter(logging.Filter):
-    """Removes credentials from the log records of the HTTP libraries.
-
-    httpx logs every request at INFO (``HTTP Request: POST https://…?password=… "HTTP/1.1
-    200 OK"``), and the pattern endpoint carries the password in the query string. A filter
-    on a logger does not see its children's records, so it is installed on each logger
-    httpx, httpcore and aiohttp (the default transport under asyncio) write to.
-    """
-
-    def __init__(self) -> None:
-        super().__init__("smsgate.ippanel.credentials")
-        self._scrubbers: weakref.WeakSet[Scrubber] = weakref.WeakSet()
-
-    def register(self, scrubber: Scrubber) -> None:
-        self._scrubbers.add(scrubber)
-
-    def scrub(self, text: str) -> str:
-        text = _QUERY_CREDENTIAL.sub(r"\1***", text)
-        for scrubber in list(self._scrubbers):
-            text = scrubber(text)
-        return text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken record is not ours to fix; let logging report it
-            return True
-        cleaned = self.scrub(message)
-        if cleaned != message:
-            record.msg = cleaned
-            record.args = None
-        return True
-
-
-_LOG_FILTER = _CredentialLogFilter()
+# The one redaction module (smsgate/_redact.py) does the work; these names stay for the
+# task modules. The HTTP base registers each gateway's redactor and installs the filter on
+# the HTTP libraries' loggers when the gateway opens.
+_LOG_FILTER: Final = _redact.LOG_FILTER
 
 
 def _install_log_filter() -> None:
-    for name in _HTTP_LOGGERS:
-        logger = logging.getLogger(name)
-        if _LOG_FILTER not in logger.filters:
-            logger.addFilter(_LOG_FILTER)
+    """Kept for the task modules: the HTTP base installs the filter on first open."""
 
 
 def _drop_secret_cause(exc: BaseException, scrub: Callable[[str], str]) -> None:
-    """Detach a chained httpx exception whose text shows a credential (it may quote the URL)."""
-    cause = exc.__cause__
-    if cause is not None and scrub(str(cause)) != str(cause):
-        exc.__cause__ = None
-        exc.__suppress_context__ = True
+    """Detach a chained exception that shows a credential (``_redact.drop_secret_chain``)."""
+    _redact.drop_secret_chain(exc, scrub)
 
 
 # -- small parsers (pure) -----------------------------------------------------------------
@@ -470,7 +412,9 @@ class IppanelBase(HttpGateway):
     ) -> tuple[Any, HttpAnswer]:
         """POST one op to ``/services.jspd``, form-encoded (protocols §12.1.2)."""
         data = {"uname": self._username, "pass": self._password, "op": op, **fields}
-        answer = await self._request("POST", "/services.jspd", data=data, idempotent=idempotent)
+        answer = await self._request(
+            "POST", "/services.jspd", data=data, idempotent=idempotent, operation=op
+        )
         return self._json(answer, idempotent=idempotent), answer
 
     def _unwrap(self, payload: Any, answer: HttpAnswer, *, idempotent: bool) -> Any:
