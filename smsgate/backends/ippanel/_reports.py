@@ -203,5 +203,10 @@ class ReportsMixin(IppanelBase):
 
 
 def _is_envelope(payload: list[Any]) -> bool:
-    """``[code]`` or ``[code, data]``, as opposed to a bare list of delivery items."""
-    return len(payload) in (1, 2) and as_int(payload[0]) is not None
+    """``[code]`` or ``[code, data]``, as opposed to a bare list of delivery items.
+
+    A one-element list holding a string is a (short) bare list, not a code.
+    """
+    if len(payload) == 1:
+        return not isinstance(payload[0], str) and as_int(payload[0]) is not None
+    return len(payload) == 2 and as_int(payload[0]) is not None
