@@ -1,4 +1,4 @@
-"""``IppanelGateway``: the task modules put together (protocols/ippanel.md, all of it)."""
+"""``IppanelGateway``: the task modules put together (docs/protocols/ippanel.md, all of it)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class IppanelGateway(SendingMixin, ReportsMixin):
         timeout: Per-request timeouts, seconds or an ``httpx.Timeout``.
         max_connections: Connections our own client keeps open.
         max_recipients: Numbers one ``send`` may carry; the provider's own limit is not
-            published (protocols §9), 100 is a safe default.
+            published (docs/protocols/ippanel.md, "Limits"), 100 is a safe default.
         pattern_endpoint: Which wire variant :meth:`send_pattern` uses (see
             :data:`PatternEndpoint`); default ``"api/select"``, which keeps the
             credentials in the request body. ``"patterns/pattern"`` (the URL endpoint many
@@ -124,4 +124,12 @@ class IppanelGateway(SendingMixin, ReportsMixin):
     @property
     def sender(self) -> str | None:
         """The default sender line."""
+        return self._sender
+
+    @property
+    def default_sender(self) -> str | None:
+        """The line a send without ``sender=`` uses (the constructor's ``sender``).
+
+        The dispatcher keys its journal on this line (in ``canonical_line`` spelling).
+        """
         return self._sender
