@@ -86,6 +86,7 @@ def make(
 
     @contextlib.asynccontextmanager
     async def build(fake: FakeProvider = provider) -> AsyncIterator[Any]:
+        client: httpx.AsyncClient | None
         if server_url is None:
             client = httpx.AsyncClient(transport=httpx.ASGITransport(app=fake))
             gw = factory(fake, base_url="http://127.0.0.1", http_client=client)
