@@ -13,7 +13,7 @@ import click
 from .._models import Message
 from ._app import cli
 from ._context import EXIT_PARTIAL, handled, settings, state
-from ._files import digest, read_csv, same_line
+from ._files import read_rows, same_line
 from ._render import print_estimate, print_report, progress_bar, write_failures
 
 if TYPE_CHECKING:
@@ -31,6 +31,10 @@ def _decimal(value: str) -> Decimal:
 
 @cli.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--encoding",
+    help="The CSV file's encoding (default: detected: BOM, UTF-8, else cp1256).",
+)
 @click.option("--text", help="One text for every row (the file then needs only numbers).")
 @click.option("--sender", help="The line for every row without its own sender column.")
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="Requests per second.")
@@ -43,7 +47,8 @@ def _decimal(value: str) -> Decimal:
 )
 @click.option(
     "--job-id",
-    help="The job's name in the journal (default: the file's name and a digest of its bytes).",
+    help="The job's name in the journal (default: the file's name). A rerun with the same "
+    "job id sends only the rows not sent yet (new or edited rows).",
 )
 @click.option("--dry-run", is_flag=True, help="Only count requests, SMS parts and cost.")
 @click.option("--price-per-part", type=str, help="Rial per SMS part, for --dry-run's cost.")
@@ -60,6 +65,7 @@ def _decimal(value: str) -> Decimal:
 @handled
 def bulk(
     file: Path,
+    encoding: str | None,
     text: str | None,
     sender: str | None,
     rate: float | None,
@@ -72,7 +78,11 @@ def bulk(
     failures: Path | None,
     progress: bool | None,
 ) -> None:
-    """Send every row of FILE (CSV: number,text[,sender]; a header row is optional)."""
+    """Send every row of FILE (CSV or .xlsx: number,text[,sender]; a header is optional).
+
+    CSV files may be UTF-8 (with or without BOM), UTF-16 or Windows-1256, separated by
+    commas, semicolons or tabs: both are detected. An .xlsx file needs the 'xlsx' extra.
+    """
     from ..dispatch import BulkDispatcher, RateLimit
 
     current = state()
@@ -82,13 +92,14 @@ def bulk(
         # The default line spelled out: keep rows sender-less so that a rerun with or
         # without --sender finds the same journal rows (the key includes the sender).
         sender = None
-    total = sum(1 for _ in read_csv(file, text=text, sender=sender))
-    # The default job id names the file *and* its content: a rerun of the same file
-    # resumes, while next month's customers.csv with new rows is a new job.
-    job = job_id or f"{file.name}-{digest(file)}"
+    total = sum(1 for _ in read_rows(file, text=text, sender=sender, encoding=encoding))
+    # The default job id is the file's name, not its content: a rerun of an edited file is
+    # the same job, and the journal's per-recipient key (number, text, line) tells an
+    # unchanged row (skipped) from a new or edited one (sent).
+    job = job_id or file.name
 
     def rows() -> Iterator[Message]:
-        return read_csv(file, text=text, sender=sender)
+        return read_rows(file, text=text, sender=sender, encoding=encoding)
 
     if dry_run:
 

@@ -113,22 +113,37 @@ def test_bulk_resume_with_default_sender_spelled_out(
     assert [fake.core.sent_to(n) for n in NUMBERS] == [1] * len(NUMBERS)
 
 
-def test_bulk_new_file_with_the_same_name_is_a_new_job(
+def test_bulk_edited_file_sends_only_the_edited_row(
     served: tuple[FakeProvider, LoopbackServer], tmp_path: Path
 ) -> None:
-    """Next month's file of the same name is not mistaken for a finished job."""
+    """Fix one number and rerun: one request, to the new number; --dry-run said so first."""
     fake, server = served
     journal = tmp_path / "job.sqlite"
-    csv_file = write_csv(tmp_path / "customers.csv", [f"{NUMBERS[0]},hi"])
-    assert (
-        invoke(["bulk", str(csv_file), "--journal", str(journal)], env_for(server)).exit_code == 0
-    )
-    csv_file = write_csv(tmp_path / "customers.csv", [f"{NUMBERS[0]},hi", f"{NUMBERS[1]},hi"])
-    assert (
-        invoke(["bulk", str(csv_file), "--journal", str(journal)], env_for(server)).exit_code == 0
-    )
-    assert fake.core.sent_to(NUMBERS[0]) == 2  # a new job: its first row is sent again
-    assert fake.core.sent_to(NUMBERS[1]) == 1
+    rows = [f"{n},hi {n}" for n in NUMBERS]
+    csv_file = write_csv(tmp_path / "customers.csv", rows)
+    args = ["bulk", str(csv_file), "--journal", str(journal), "--max-batch", "1"]
+    assert invoke(args, env_for(server)).exit_code == 0
+    rows[2] = "09125555555,hi 09125555555"  # the edit
+    write_csv(csv_file, rows)
+    dry = invoke([*args, "--dry-run"], env_for(server))
+    assert dry.exit_code == 0, dry.output
+    assert "already done (journal)" in dry.stdout
+    assert _table_value(dry.stdout, "already done (journal)") == "3"
+    assert _table_value(dry.stdout, "recipients to send") == "1"
+    before = fake.core.requests
+    again = invoke(args, env_for(server))
+    assert again.exit_code == 0, again.output
+    assert fake.core.requests - before == 1
+    assert [fake.core.sent_to(n) for n in NUMBERS] == [1] * len(NUMBERS)
+    assert fake.core.sent_to("09125555555") == 1
+
+
+def _table_value(output: str, name: str) -> str:
+    for line in output.splitlines():
+        cells = [cell.strip() for cell in line.split("│")[1:-1]]
+        if cells and cells[0] == name:
+            return cells[1]
+    raise AssertionError(f"{name!r} not in {output}")
 
 
 @pytest.mark.parametrize(
