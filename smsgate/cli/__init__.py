@@ -30,7 +30,13 @@ from __future__ import annotations
 import importlib
 
 from ._app import cli
-from ._context import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_PARTIAL, EXIT_USAGE
+from ._context import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_PARTIAL,
+    EXIT_UNSUPPORTED,
+    EXIT_USAGE,
+)
 from ._settings import ENVIRONMENT, Settings, load_settings
 
 __all__ = [
@@ -39,6 +45,7 @@ __all__ = [
     "EXIT_ERROR",
     "EXIT_INTERRUPTED",
     "EXIT_PARTIAL",
+    "EXIT_UNSUPPORTED",
     "EXIT_USAGE",
     "Settings",
     "cli",

@@ -8,7 +8,9 @@ scrubbing writer); ``handled`` turns smsgate errors into one line and an exit co
 from __future__ import annotations
 
 import functools
+import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +21,12 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from ..exceptions import AuthenticationError, InsufficientCreditError, SmsGateError
+from ..exceptions import (
+    AuthenticationError,
+    ConfigurationError,
+    InsufficientCreditError,
+    SmsGateError,
+)
 from ._scrub import ScrubbingWriter, scrub
 from ._settings import Settings, load_settings
 
@@ -27,8 +34,11 @@ __all__ = [
     "EXIT_ERROR",
     "EXIT_INTERRUPTED",
     "EXIT_PARTIAL",
+    "EXIT_UNSUPPORTED",
     "EXIT_USAGE",
     "Context",
+    "UnsupportedError",
+    "cli_words",
     "handled",
     "settings",
     "state",
@@ -41,7 +51,31 @@ R = TypeVar("R")
 EXIT_ERROR = 1  # the command could not do its work (configuration, provider refusal, I/O)
 EXIT_USAGE = 2  # click's own code for a bad command line
 EXIT_PARTIAL = 3  # a bulk job ran, but some rows failed or are in doubt
+EXIT_UNSUPPORTED = 4  # the provider cannot do this (e.g. tell the credit)
 EXIT_INTERRUPTED = 130
+
+#: Python-API words in library messages -> the CLI setting a user of the command sets.
+_CLI_WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), words)
+    for pattern, words in (
+        (r"\bpass allow_insecure_http=True\b", "set SMSGATE_ALLOW_INSECURE_HTTP=1"),
+        (r"\ballow_insecure_http(=True)?\b", "SMSGATE_ALLOW_INSECURE_HTTP=1"),
+        (r"\bbase_url\b", "SMSGATE_BASE_URL"),
+        (r"\bopt_out_fallback\b", "SMSGATE_OPT_OUT_FALLBACK"),
+        (r"\bline2\b", "SMSGATE_LINE2"),
+    )
+)
+
+
+class UnsupportedError(Exception):
+    """The provider cannot do what the command asks (exit 4), e.g. tell the credit."""
+
+
+def cli_words(message: str) -> str:
+    """A library message in the CLI's words (``SMSGATE_BASE_URL``, not ``base_url``)."""
+    for pattern, words in _CLI_WORDS:
+        message = pattern.sub(words, message)
+    return message
 
 
 @attrs.define
@@ -69,7 +103,11 @@ class Context:
         """Standard output, scrubbed."""
         if self._out is None:
             stream = ScrubbingWriter(sys.stdout, self.secrets)
-            self._out = Console(file=cast(IO[str], stream), highlight=False, soft_wrap=True)
+            # Outside a terminal (a pipe, a file) nothing is cut to 80 columns: ids stay whole.
+            width = None if stream.isatty() else 1000
+            self._out = Console(
+                file=cast(IO[str], stream), highlight=False, soft_wrap=True, width=width
+            )
         return self._out
 
     @property
@@ -79,6 +117,12 @@ class Context:
             stream = ScrubbingWriter(sys.stderr, self.secrets)
             self._err = Console(file=cast(IO[str], stream), highlight=False, soft_wrap=True)
         return self._err
+
+    def write_json(self, data: object) -> None:
+        """``data`` as one JSON document on standard output (scrubbed like the rest)."""
+        stream = ScrubbingWriter(sys.stdout, self.secrets)
+        stream.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+        stream.flush()
 
     def scrub(self, text: str) -> str:
         """``text`` with every registered secret masked."""
@@ -128,6 +172,10 @@ def handled(command: Callable[P, R]) -> Callable[P, R]:
             )
         except InsufficientCreditError as exc:
             current.fail(f"{type(exc).__name__}: {exc}", hint="top up the account's credit")
+        except UnsupportedError as exc:
+            current.fail(str(exc), code=EXIT_UNSUPPORTED)
+        except ConfigurationError as exc:
+            current.fail(f"{type(exc).__name__}: {cli_words(str(exc))}")
         except SmsGateError as exc:
             current.fail(f"{type(exc).__name__}: {exc}")
         except OSError as exc:
