@@ -39,6 +39,7 @@ __all__ = [
     "Context",
     "UnsupportedError",
     "cli_words",
+    "command_name",
     "handled",
     "settings",
     "state",
@@ -69,6 +70,14 @@ _CLI_WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 
 class UnsupportedError(Exception):
     """The provider cannot do what the command asks (exit 4), e.g. tell the credit."""
+
+
+def command_name() -> str:
+    """How the user runs this command: ``uv run smsgate`` under ``uv run``, else ``smsgate``.
+
+    uv sets ``UV`` (its own path) in the environment of what it runs.
+    """
+    return "uv run smsgate" if os.environ.get("UV") else "smsgate"
 
 
 def cli_words(message: str) -> str:

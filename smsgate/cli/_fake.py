@@ -6,6 +6,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import anyio
@@ -14,7 +15,7 @@ from rich.table import Table
 
 from .._models import Message
 from ._app import cli
-from ._context import handled, state
+from ._context import command_name, handled, state
 from ._render import print_report, progress_bar
 
 if TYPE_CHECKING:
@@ -26,6 +27,13 @@ FAKE_SENDER = "+983000505"  # lines the fake provider's accounts own
 FAKE_NEGIN_LINE = "9830003300"
 
 
+def _rial(value: str) -> Decimal:
+    try:
+        return Decimal(value)
+    except ArithmeticError:
+        raise click.BadParameter(f"not a number: {value!r}", param_hint="--credit") from None
+
+
 @cli.command("fake-server")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
 @click.option("--latency", type=click.FloatRange(min=0), default=0.0, help="Seconds per answer.")
@@ -35,9 +43,21 @@ FAKE_NEGIN_LINE = "9830003300"
     type=click.FloatRange(min=0, min_open=True),
     help="Stop after this many seconds (default: run until Ctrl+C).",
 )
+@click.option("--credit", type=str, help="The account's starting credit in Rial.")
+@click.option(
+    "--log-requests",
+    is_flag=True,
+    help="Print one line per request: method, path, operation, recipients, status "
+    "(never a credential, a text or a number).",
+)
 @handled
 def fake_server(
-    port: int, latency: float, opt_out: tuple[str, ...], duration: float | None
+    port: int,
+    latency: float,
+    opt_out: tuple[str, ...],
+    duration: float | None,
+    credit: str | None,
+    log_requests: bool,
 ) -> None:
     """Serve the fake provider (ippanel and Negin protocols) on 127.0.0.1.
 
@@ -45,11 +65,22 @@ def fake_server(
     ledger of what it accepted, with its own demo credentials (printed below).
     """
     from ..testing import FakeProvider, Faults, serve_loopback
+    from ._requestlog import ASGIApp, RequestLog
 
     current = state()
     fake = FakeProvider(opted_out=opt_out, faults=Faults(latency=latency))
+    if credit is not None:
+        fake.core.credit = _rial(credit)
     username, password = fake.core.username, fake.core.password
-    with serve_loopback(fake, port=port) as server:
+    app: ASGIApp = fake
+    if log_requests:
+        err = current.err
+
+        def write(line: str) -> None:
+            err.print(line, markup=False)
+
+        app = RequestLog(fake, write)
+    with serve_loopback(app, port=port) as server:
         out = current.out
         out.print(f"FakeProvider (ippanel and Negin 3300 protocols) on [bold]{server.url}[/]")
         out.print(f"  username: {username}")
@@ -62,7 +93,8 @@ def fake_server(
             f"SMSGATE_USERNAME={username} SMSGATE_PASSWORD={password} "
             f"SMSGATE_SENDER={FAKE_SENDER}"
         )
-        out.print('  smsgate send 09121234567 "hello"  &&  smsgate credit')
+        smsgate = command_name()
+        out.print(f'  {smsgate} send 09121234567 "hello"  &&  {smsgate} credit')
         out.print("Ctrl+C stops the server." if duration is None else f"Stopping in {duration}s.")
         deadline = None if duration is None else time.monotonic() + duration
         try:
@@ -70,7 +102,7 @@ def fake_server(
                 time.sleep(0.1 if deadline is None else min(0.1, deadline - time.monotonic()))
         except KeyboardInterrupt:
             pass
-        out.print(f"stopped; the fake accepted {len(fake.ledger)} SMS")
+        out.print(f"stopped; the fake accepted {len(fake.ledger)} SMS", highlight=False)
 
 
 @cli.command()
@@ -164,5 +196,6 @@ def demo(
         table.add_row(route, f"{accepted:,}")
     out.print(table)
     out.print(
-        "Next: `smsgate fake-server` serves this fake for your own tries; docs/cli.md has the rest."
+        f"Next: `{command_name()} fake-server` serves this fake for your own tries; "
+        "docs/cli.md has the rest."
     )
