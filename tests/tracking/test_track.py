@@ -12,6 +12,7 @@ import pytest
 import smsgate
 from smsgate import DeliveryState
 from smsgate.dispatch import MemoryJournal
+from smsgate.report import build_report
 from smsgate.testing import FakeClock, FakeProvider, serve_loopback
 from smsgate.tracking import count_deliveries, journal_sink, track
 
@@ -145,6 +146,9 @@ async def test_job_tracked_to_final_states(
     assert all(r.delivery_status and r.delivery_updated for r in rows)
     assert set(summary.routes) == {r.route for r in rows}
     assert sum(c.sent for c in summary.routes.values()) == len(rows)
+    # The report page's data counts the same.
+    data = await build_report(journal, "job-1")
+    assert data["delivery"] == summary.counts.as_dict()
     if backend == "ippanel":
         # One delivery() per bulk per round: one bulk here (max_recipients 100).
         assert summary.requests <= summary.rounds
