@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -42,8 +43,8 @@ def _decimal(value: str) -> Decimal:
 @click.option("--max-batch", type=click.IntRange(min=1), help="Recipients per request.")
 @click.option(
     "--journal",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="SQLite journal: rerunning with the same journal resumes the job without resending.",
+    help="SQLite journal: rerunning with the same journal resumes the job without resending. "
+    "With --queue: the workers' journal (postgresql://... or an SQLite file).",
 )
 @click.option(
     "--job-id",
@@ -62,6 +63,16 @@ def _decimal(value: str) -> Decimal:
     default=None,
     help="Show a progress bar (default: only on a terminal).",
 )
+@click.option(
+    "--queue",
+    "queue_url",
+    help="Submit to workers ('smsgate worker') through this RabbitMQ URL instead of "
+    "sending from here; the progress bar follows the job in Redis.",
+)
+@click.option("--redis", help="With --queue: the workers' Redis URL (or $SMSGATE_REDIS).")
+@click.option("--queue-name", default="smsgate", show_default=True, help="With --queue.")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=500, show_default=True)
+@click.option("--wait/--no-wait", default=True, help="With --queue: follow the job to its end.")
 @handled
 def bulk(
     file: Path,
@@ -71,12 +82,17 @@ def bulk(
     rate: float | None,
     concurrency: int,
     max_batch: int | None,
-    journal: Path | None,
+    journal: str | None,
     job_id: str | None,
     dry_run: bool,
     price_per_part: str | None,
     failures: Path | None,
     progress: bool | None,
+    queue_url: str | None,
+    redis: str | None,
+    queue_name: str,
+    chunk_size: int,
+    wait: bool,
 ) -> None:
     """Send every row of FILE (CSV or .xlsx: number,text[,sender]; a header is optional).
 
@@ -101,6 +117,24 @@ def bulk(
     def rows() -> Iterator[Message]:
         return read_rows(file, text=text, sender=sender, encoding=encoding)
 
+    if queue_url is not None:
+        if not journal:
+            raise click.UsageError("--queue needs --journal (the workers' journal)")
+        from ._queue import DEFAULT_REDIS, ENV_REDIS, submit_to_queue
+
+        submit_to_queue(
+            rows(),
+            total=total,
+            job_id=job,
+            queue_url=queue_url,
+            redis=redis or os.environ.get(ENV_REDIS, DEFAULT_REDIS),
+            journal=journal,
+            name=queue_name,
+            chunk_size=chunk_size,
+            show_progress=progress,
+            wait=wait,
+        )
+        return
     if dry_run:
 
         async def estimate() -> Estimate:

@@ -17,8 +17,6 @@ import smsgate
 from smsgate.testing import FakeProvider, serve_loopback
 from tests._services import redis_url, require
 
-pytest.importorskip("taskiq_aio_pika")
-
 from . import _e2e
 
 pytestmark = [pytest.mark.slow, pytest.mark.loopback]
