@@ -234,6 +234,7 @@ def worker(
     async def run() -> None:
         from taskiq.api import run_receiver_task
 
+        broker.is_worker_process = True  # startup() opens the consuming side only then
         await broker.startup()
         try:
             await run_receiver_task(broker, run_startup=False, max_async_tasks=4)
