@@ -173,6 +173,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller counts, one repetition")
     parser.add_argument("--rss", action="store_true", help="the submitter's peak RSS only")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument(
+        "--rows", nargs="+", choices=["throughput", "limiter"], default=["throughput", "limiter"]
+    )
+    parser.add_argument("--rate", type=float, default=100.0, help="the limiter row's rate")
     args = parser.parse_args()
     if args.rss:
         rss()
@@ -180,8 +184,9 @@ def main() -> None:
     repeat = 1 if args.quick else args.repeat
     plans = [
         ("throughput", 10_000 if not args.quick else 4_000, 100_000.0, 10),
-        ("limiter", 3_000 if not args.quick else 1_500, 150.0, 1),
+        ("limiter", 3_000 if not args.quick else 1_500, args.rate, 1),
     ]
+    plans = [plan for plan in plans if plan[0] in args.rows]
     print(
         "| run | workers | recipients/s | requests/s | achieved / rate | worst 1 s: grants "
         "(Redis clock) | worst 1 s: arrivals (fake) |"
