@@ -15,7 +15,7 @@ import pytest
 
 import smsgate
 from smsgate.testing import FakeProvider, serve_loopback
-from tests._services import redis_url, require
+from tests._services import postgres_dsn, redis_url, require
 
 from . import _e2e
 
@@ -55,6 +55,14 @@ def _cleanup(env: dict[str, str]) -> None:
     anyio.run(drop_queue)
 
 
+def _journal(kind: str, tmp_path: Path) -> str:
+    if kind == "sqlite":
+        return str(tmp_path / "journal.sqlite")
+    dsn = postgres_dsn()
+    pytest.importorskip("smsgate.postgres", reason="PostgresJournal not built yet")
+    return dsn
+
+
 async def _submit(env: dict[str, str], rows: list[tuple[str, str]]) -> Any:
     from taskiq_aio_pika import AioPikaBroker
     from taskiq_aio_pika.queue import Queue
@@ -76,15 +84,17 @@ async def _submit(env: dict[str, str], rows: list[tuple[str, str]]) -> Any:
     await broker.startup()
     try:
         job = await queue.submit(
-            (smsgate.Message(to=to, text=text) for to, text in rows), job_id="e2e"
+            (smsgate.Message(to=to, text=text) for to, text in rows),
+            job_id=f"e2e-{env['SMSGATE_E2E_NAME']}",  # unique: a PostgreSQL journal is shared
         )
     finally:
         await broker.shutdown()
     return queue, job
 
 
+@pytest.mark.parametrize("journal_kind", ["sqlite", "postgres"])
 def test_three_workers_one_killed_nobody_twice(
-    fake: tuple[FakeProvider, str], tmp_path: Path
+    fake: tuple[FakeProvider, str], tmp_path: Path, journal_kind: str
 ) -> None:
     provider, url = fake
     amqp = require("RabbitMQ", _e2e.AMQP_URL)
@@ -92,7 +102,7 @@ def test_three_workers_one_killed_nobody_twice(
     env = _e2e.settings(
         fake_url=url,
         redis=redis_url(),
-        journal=str(tmp_path / "journal.sqlite"),
+        journal=_journal(journal_kind, tmp_path),
         rate=RATE,
         chunk=500,
     )
