@@ -315,12 +315,16 @@ class BulkQueue:
         extra: dict[str, Any] = {"stop": stop} if _supports_stop() else {}
 
         async def publish() -> None:
+            first = True
             while True:
                 await anyio.sleep(self.progress_interval)
                 if latest:
                     progress = latest[-1]
                     latest.clear()
                     await state.redis.hset(keys.live, str(index), live_value(progress))
+                    if first:  # a job that never ends must not leave this key forever
+                        await state.redis.expire(keys.live, JOB_TTL)
+                        first = False
                 if extra and await state.redis.hget(keys.meta, "cancelled"):
                     stop.set()
 
