@@ -174,8 +174,7 @@ class Job(Sender):
         self.meter.stopped = reason
         if self.source_scope is not None:
             self.source_scope.cancel()
-        if self.handoff_scope is not None:
-            self.handoff_scope.cancel()
+        # A batch being handed over is left to the workers: they fail it without sending.
         if self.outer is not None:
             self.outer.start_soon(self._drain)
         self.meter.progress(force=True)
@@ -185,13 +184,20 @@ class Job(Sender):
         if self.journal_error is None:
             self.journal_error = error
         self.request_stop(f"the journal failed ({error.__cause__!r})")
-        for scope in list(self.worker_scopes):
-            scope.cancel()
+        self._cancel_workers()
 
     async def _drain(self) -> None:
         await anyio.sleep(self.ctx.settings.drain_timeout)
+        self._cancel_workers()
+
+    def _cancel_workers(self) -> None:
         for scope in list(self.worker_scopes):
             scope.cancel()
+        # No worker takes batches any more: the reader fails the one it holds itself.
+        # (Cancelled only now: a send cancelled as a worker takes the batch could count
+        # its rows twice.)
+        if self.handoff_scope is not None:
+            self.handoff_scope.cancel()
 
     async def _cancelled(self, items: list[Item]) -> None:
         """A worker was cancelled by the drain timeout while it held ``items``."""
