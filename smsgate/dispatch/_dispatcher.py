@@ -129,8 +129,10 @@ class BulkDispatcher:
             lets its requests in flight finish; then they are cancelled (in doubt).
         send_window: A :class:`SendWindow` (requests start only inside it; outside, the
             job pauses), ``None`` (no window), or ``"auto"``: the default window
-            (08:00-23:00 Asia/Tehran) on routes whose gateway is named ``"ippanel"``, none
-            elsewhere. A :class:`Route` may carry its own.
+            (08:00-23:00 Asia/Tehran) on routes whose gateway is named ``"ippanel"`` (its
+            advertising lines may not send outside it; pattern sends, which do not go
+            through the dispatcher, are exempt), none elsewhere; the environment variable
+            ``SMSGATE_SEND_WINDOW=off`` turns "auto" off. A :class:`Route` may carry its own.
         clock: Returns the time in seconds (default :func:`anyio.current_time`).
         sleep: Sleeps that many seconds (default :func:`anyio.sleep`); used for retry
             back-off, the send window and by the default limiter.
@@ -155,7 +157,7 @@ class BulkDispatcher:
         linger: float = 0.05,
         recent_window: float | None = None,
         drain_timeout: float = 10.0,
-        send_window: WindowSetting = None,
+        send_window: WindowSetting = "auto",
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[object]] | None = None,
         wall_clock: Callable[[], float] | None = None,

@@ -249,6 +249,13 @@ class Job(Sender):
                 gate.set()
             self.meter.progress(force=True)
 
+    def window_open(self, index: int) -> bool:
+        """Whether a request may start on route ``index`` now (no wait, no clock read
+        without a window)."""
+        if self.windows[index] is None:
+            return True
+        return self.ctx.wall() < self.window_open_until[index]
+
     def window_refused(self, index: int, error: SendWindowError) -> None:
         """The provider refused for the hour: hold the route until its window opens
         again, at least a minute from now (our clock may disagree with the provider's)."""

@@ -122,6 +122,9 @@ class Sender:
     def journal_broken(self, error: JournalError) -> None:  # pragma: no cover
         raise NotImplementedError
 
+    def window_open(self, index: int) -> bool:  # pragma: no cover
+        raise NotImplementedError
+
     # -- the journal, with its failures made plain -----------------------------------------
 
     async def journal_call(self, call: Awaitable[T]) -> T:
@@ -428,6 +431,9 @@ class Sender:
                 await self.wait_window(index, items[0])
             if self.stopping is None:
                 await self._pace(len(items), message.text)
+                if not self.window_open(index):
+                    attempt -= 1  # the window closed while it waited: wait again
+                    continue
             if self.stopping is not None or self.abandoned:
                 await self.fail_stopped(items, route)
                 return None

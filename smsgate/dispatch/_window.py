@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import os
 import re
 from typing import Literal
 
@@ -130,12 +131,21 @@ def check_setting(value: object) -> WindowSetting:
     raise ConfigurationError(f"send_window must be a SendWindow, None or 'auto', not {value!r}")
 
 
+#: The environment variable that turns the automatic window off (``off``), for service
+#: lines on ippanel that may send at any hour, and for test suites that must not depend on
+#: the hour they run at. An explicit ``send_window=`` is not affected.
+ENV_VAR = "SMSGATE_SEND_WINDOW"
+
+
 def resolve(
     dispatcher: WindowSetting, route: WindowSetting, gateway_name: str
 ) -> SendWindow | None:
     """The window in force on one route: the route's own, else the dispatcher's; "auto"
-    is the default window for ippanel (advertising lines), none elsewhere."""
+    is the default window for ippanel (advertising lines), none elsewhere (and none when
+    ``SMSGATE_SEND_WINDOW=off``)."""
     chosen = route if route != AUTO else dispatcher
     if chosen == AUTO:
+        if os.environ.get(ENV_VAR, "").strip().lower() in ("off", "0", "no", "false"):
+            return None
         return SendWindow() if gateway_name == "ippanel" else None
     return chosen if isinstance(chosen, SendWindow) else None
