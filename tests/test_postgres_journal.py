@@ -28,6 +28,7 @@ from ._journal_contract import (
     check_claim_semantics,
     check_delivery_and_recent,
     check_fields_round_trip,
+    check_reconcile,
     check_summary,
     entry,
 )
@@ -68,6 +69,7 @@ async def journal(schema: str) -> AsyncIterator[PostgresJournal]:
         check_claim_aliases,
         check_delivery_and_recent,
         check_fields_round_trip,
+        check_reconcile,
         check_summary,
     ],
 )
