@@ -20,7 +20,7 @@ This module holds the contract (:class:`Journal`, :class:`JournalEntry`,
 for one-process jobs that need no restart. The embedded durable default is
 ``SqliteJournal`` (``smsgate.dispatch._sqlite_journal``), built when a path is given; the
 journal shared by many machines is ``smsgate.postgres.PostgresJournal``. The dispatcher
-:meth:`Journal.claim`\ s rows before it sends them, so runs of one job in several places
+claims rows (:meth:`Journal.claim`) before it sends them, so runs of one job in several places
 share the work instead of repeating it (``docs/journals.md``).
 """
 
