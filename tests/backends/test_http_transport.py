@@ -26,7 +26,7 @@ import smsgate
 from smsgate._constants import MAX_RESPONSE_BYTES
 from smsgate.backends._aiohttp import AiohttpTransport
 from smsgate.backends._h11_transport import H11Transport
-from smsgate.backends._http import HttpAnswer, HttpGateway
+from smsgate.backends._http import HttpAnswer, HttpGateway, TransportName
 from smsgate.backends._httpx_transport import HttpxTransport
 from smsgate.testing import serve_loopback
 
@@ -204,10 +204,11 @@ async def test_transport_follows_the_running_loop(anyio_backend: str) -> None:
 
 @pytest.mark.anyio
 async def test_explicit_transport_choice(anyio_backend: str) -> None:
-    """ "httpx" and "h11" everywhere; "aiohttp" under asyncio, refused under trio."""
+    """httpx and h11 everywhere; aiohttp under asyncio, refused under trio."""
+    names: tuple[TransportName, ...] = ("httpx", "h11")
     with serve_loopback(_status_app()) as server:
-        for name in ("httpx", "h11"):
-            async with Probe(base_url=server.url, transport=name) as gateway:  # type: ignore[arg-type]
+        for name in names:
+            async with Probe(base_url=server.url, transport=name) as gateway:
                 assert await gateway.post() == b"[0]"
                 assert gateway.transport_name == name
         gateway = Probe(base_url=server.url, transport="aiohttp")
@@ -481,13 +482,14 @@ async def test_h11_pool_timeout_is_not_sent() -> None:
 
 
 @pytest.fixture(params=["auto", "httpx", "h11"])
-def choice(request: pytest.FixtureRequest) -> str:
+def choice(request: pytest.FixtureRequest) -> TransportName:
     """The gateway's transport= setting (auto: aiohttp under asyncio, h11 under trio)."""
-    return str(request.param)
+    name: TransportName = request.param
+    return name
 
 
 @pytest.mark.anyio
-async def test_gateway_connect_refused_is_not_sent(choice: str) -> None:
+async def test_gateway_connect_refused_is_not_sent(choice: TransportName) -> None:
     """Connection refused -> NotSentError (safe to retry), whatever the transport."""
     async with Probe(base_url=refused_url(), transport=choice) as gateway:
         error = await gateway.post()
@@ -496,7 +498,7 @@ async def test_gateway_connect_refused_is_not_sent(choice: str) -> None:
 
 
 @pytest.mark.anyio
-async def test_gateway_read_timeout_is_outcome_unknown(choice: str) -> None:
+async def test_gateway_read_timeout_is_outcome_unknown(choice: TransportName) -> None:
     """No answer in time -> OutcomeUnknownError, maybe sent; the timeout is honoured."""
     with raw_server(never_answer) as url:
         async with Probe(base_url=url, transport=choice, timeout=SHORT) as gateway:
@@ -509,7 +511,7 @@ async def test_gateway_read_timeout_is_outcome_unknown(choice: str) -> None:
 
 
 @pytest.mark.anyio
-async def test_gateway_drop_mid_body_is_outcome_unknown(choice: str) -> None:
+async def test_gateway_drop_mid_body_is_outcome_unknown(choice: TransportName) -> None:
     """The server hangs up mid-answer -> OutcomeUnknownError, never NotSentError."""
     with raw_server(drop_mid_body) as url:
         async with Probe(base_url=url, transport=choice) as gateway:
@@ -519,7 +521,7 @@ async def test_gateway_drop_mid_body_is_outcome_unknown(choice: str) -> None:
 
 
 @pytest.mark.anyio
-async def test_gateway_hang_up_before_answer_is_outcome_unknown(choice: str) -> None:
+async def test_gateway_hang_up_before_answer_is_outcome_unknown(choice: TransportName) -> None:
     """The server reads the request and hangs up -> OutcomeUnknownError (it may have acted)."""
     with raw_server(close_at_once) as url:
         async with Probe(base_url=url, transport=choice) as gateway:
@@ -529,7 +531,7 @@ async def test_gateway_hang_up_before_answer_is_outcome_unknown(choice: str) -> 
 
 
 @pytest.mark.anyio
-async def test_gateway_idempotent_timeout_is_retryable(choice: str) -> None:
+async def test_gateway_idempotent_timeout_is_retryable(choice: TransportName) -> None:
     """A query that timed out changed nothing: retryable, not maybe sent."""
     with raw_server(never_answer) as url:
         async with Probe(base_url=url, transport=choice, timeout=SHORT) as gateway:
@@ -540,7 +542,7 @@ async def test_gateway_idempotent_timeout_is_retryable(choice: str) -> None:
 
 
 @pytest.mark.anyio
-async def test_gateway_huge_answer_is_protocol_error(choice: str) -> None:
+async def test_gateway_huge_answer_is_protocol_error(choice: TransportName) -> None:
     """An answer announced larger than the cap is refused before it is read."""
     with raw_server(huge_answer) as url:
         async with Probe(base_url=url, transport=choice) as gateway:
@@ -554,7 +556,7 @@ async def test_gateway_huge_answer_is_protocol_error(choice: str) -> None:
 # and trio warns when it closes them. smsgate closes the outer one (contextlib.aclosing);
 # the inner ones are httpx's. The refusal itself is what this test checks.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-async def test_gzip_bomb_is_refused(choice: str) -> None:
+async def test_gzip_bomb_is_refused(choice: TransportName) -> None:
     """An answer that inflates past the cap is refused, counted after decoding."""
     with raw_server(gzip_bomb) as url:
         async with Probe(base_url=url, transport=choice) as gateway:
@@ -564,7 +566,7 @@ async def test_gzip_bomb_is_refused(choice: str) -> None:
 
 
 @pytest.mark.anyio
-async def test_gateway_decodes_unasked_gzip(choice: str) -> None:
+async def test_gateway_decodes_unasked_gzip(choice: TransportName) -> None:
     """A server that compresses anyway is still read correctly."""
     with raw_server(gzipped) as url:
         async with Probe(base_url=url, transport=choice) as gateway:
@@ -573,7 +575,7 @@ async def test_gateway_decodes_unasked_gzip(choice: str) -> None:
 
 
 @pytest.mark.anyio
-async def test_gateway_sends_the_same_request_on_every_transport(choice: str) -> None:
+async def test_gateway_sends_the_same_request_on_every_transport(choice: TransportName) -> None:
     """Form, JSON and query go out byte for byte as httpx would send them; headers read back."""
     seen: list[dict[str, Any]] = []
     with serve_loopback(_echo_app(seen)) as server:
@@ -600,7 +602,7 @@ async def test_gateway_sends_the_same_request_on_every_transport(choice: str) ->
 
 
 @pytest.mark.anyio
-async def test_gateway_reads_status_headers_for_errors(choice: str) -> None:
+async def test_gateway_reads_status_headers_for_errors(choice: TransportName) -> None:
     """HTTP 429 with Retry-After and HTTP 503 are read the same on every transport."""
     with serve_loopback(_status_app()) as server:
         async with Probe(base_url=server.url, transport=choice) as gateway:
@@ -612,7 +614,7 @@ async def test_gateway_reads_status_headers_for_errors(choice: str) -> None:
 
 
 @pytest.mark.anyio
-async def test_gateway_after_aclose_raises_runtime_error(choice: str) -> None:
+async def test_gateway_after_aclose_raises_runtime_error(choice: TransportName) -> None:
     """Closing the gateway closes the transport; a later request is a programming error."""
     with serve_loopback(_status_app()) as server:
         gateway = Probe(base_url=server.url, transport=choice)

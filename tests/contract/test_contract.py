@@ -79,12 +79,14 @@ def make(
 
     @contextlib.asynccontextmanager
     async def build(fake: FakeProvider = provider) -> AsyncIterator[Any]:
+        client: httpx.AsyncClient | None = None
         if server_url is None:
             client = httpx.AsyncClient(transport=httpx.ASGITransport(app=fake))
             gw = factory(fake, base_url="http://127.0.0.1", http_client=client)
         else:
-            # A borrowed httpx client selects the httpx transport on every event loop.
-            client = httpx.AsyncClient() if mode == "loopback-httpx" else None
+            if mode == "loopback-httpx":
+                # A borrowed httpx client selects the httpx transport on every event loop.
+                client = httpx.AsyncClient()
             gw = factory(fake, base_url=server_url, http_client=client)
         try:
             async with gw:
