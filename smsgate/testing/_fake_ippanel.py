@@ -6,10 +6,11 @@ never from the client (STYLE R16): it imports nothing from ``smsgate.backends``.
 * ``POST /services.jspd`` (endpoint A) and ``POST /api/select`` (endpoint B), every op of the
   seeds, parameters read from the query string, urlencoded and multipart forms (PHP-style
   ``to[]`` / ``input_data[name]`` keys included) and JSON bodies, ``op`` matched
-  case-insensitively with the aliases of §12.2.2;
-* ``GET|POST /patterns/pattern`` (endpoint C, §5.1), parameters in the query string.
+  case-insensitively with the aliases of "The fake";
+* ``GET|POST /patterns/pattern`` (endpoint C, "Pattern endpoints"), parameters in the query
+  string.
 
-Answers follow §12.2.3: ``[0, "<bulk id>"]`` for sends, ``[0, "<rial>.0"]`` for credit,
+Answers follow "The fake": ``[0, "<bulk id>"]`` for sends, ``[0, "<rial>.0"]`` for credit,
 ``[0, "<JSON string>"]`` for lists, an object for ``checkmessage``, ``null`` for the delivery
 of an unknown bulk, a bare integer for pattern sends on endpoints B and C, and
 ``[<code>, "<English text>"]`` for errors; always HTTP 200, ``application/json``.
@@ -24,7 +25,7 @@ accept every spelling.
 
 State lives in the shared :class:`~smsgate.testing.FakeCore` (account, credit, ids, ledger,
 clock) and here (lines, patterns, phonebooks, inbox, bulks with per-recipient delivery
-timelines). Where the page guesses, the choice made is marked [G] in a comment.
+timelines). Where the page guesses, the choice made is marked "inferred" in a comment.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ PROVIDER = "ippanel"
 # Iran: UTC+03:30 all year since 2022.
 TEHRAN = timezone(timedelta(hours=3, minutes=30), "Asia/Tehran")
 
-# English texts for the codes the fake answers (§6.1; the exact wording is unknown, [G]).
+# English texts for the codes the fake answers ("Result codes"; the wording is inferred).
 TEXTS: dict[int, str] = {
     1: "Message text is empty",
     2: "User is limited",
@@ -89,8 +90,9 @@ TEXTS: dict[int, str] = {
     1006: "The send date is in the past",
 }
 
-# op aliases (§10, §12.2.2) to one canonical name per op. The three pattern variants share
-# "pattern" so that fail_next(op="pattern") reaches whichever a client uses.
+# op aliases ("Where the documents disagree", "The fake") to one canonical name per op.
+# The three pattern variants share "pattern" so that fail_next(op="pattern") reaches
+# whichever a client uses.
 _OPS: dict[str, str] = {
     "send": "send",
     "sendpattern": "pattern",
@@ -115,7 +117,8 @@ _OPS: dict[str, str] = {
     "jobssend": "jobssend",
 }
 
-# Parameter aliases (§3, §5, §10, §12.2.2), matched case-insensitively.
+# Parameter aliases ("Common fields", "Pattern endpoints", "The fake"), matched
+# case-insensitively.
 _PARAMS: dict[str, tuple[str, ...]] = {
     "uname": ("uname", "user", "username"),
     "pass": ("pass", "password"),
@@ -178,9 +181,9 @@ class FakePattern:
 
 @attrs.define(kw_only=True)
 class _Recipient:
-    # One recipient's timeline (§7.1, §12.2.5): notsync until ``sent_at``, send until
-    # ``pending_at``, pending until ``final_at``, then ``final``. Opted-out numbers are
-    # discarded by the operator at ``pending_at``.
+    # One recipient's timeline ("Delivery statuses", "The fake"): notsync until
+    # ``sent_at``, send until ``pending_at``, pending until ``final_at``, then ``final``.
+    # Opted-out numbers are discarded by the operator at ``pending_at``.
     msisdn: str
     sent_at: float
     pending_at: float
@@ -258,7 +261,7 @@ class IppanelFake:
             every recipient is final within ``sum(delays[-1:]) + jitter`` (15 s by default).
         failure_rate: The share of recipients that end ``failed`` (seeded draw).
         undeliverable: Numbers (E.164) that always end ``failed``.
-        credit_mark: The decimal mark of the credit answer (``"."`` or ``"/"``, §4.2).
+        credit_mark: The decimal mark of the credit answer (``"."`` or ``"/"``, "credit").
         validation: ``validMessage`` of ``checkmessage`` (``approve``/``cancel``/``notconfirm``).
         reseller: Whether ``newuser`` is allowed (964 otherwise).
         patterns: The registered patterns, by code.
@@ -368,7 +371,7 @@ class IppanelFake:
     # -- ASGI ------------------------------------------------------------------------
 
     def routes(self) -> list[BaseRoute]:
-        """The Starlette routes of the three endpoints (§1 A, B, C)."""
+        """The Starlette routes of the three endpoints ("Endpoints": A, B, C)."""
         return [
             Route("/services.jspd", self._services, methods=["POST"]),
             Route("/api/select", self._select, methods=["POST"]),
@@ -382,7 +385,8 @@ class IppanelFake:
         return _json(self.answer(await _read_params(request), endpoint="select"))
 
     async def _patterns(self, request: Request) -> Response:
-        # §5.1: the parameters travel in the query string; a body is ignored [G], so the
+        # "Pattern endpoints": the parameters travel in the query string; a body is ignored
+        # (inferred), so the
         # query wins over anything posted.
         params = await _read_params(request, query_wins=True)
         return _json(self.answer(params, endpoint="patterns"))
@@ -415,7 +419,8 @@ class IppanelFake:
                 return _error(962)
             handler = getattr(self, f"_op_{op}", None)
             if handler is None:
-                # What the real service answers to an unknown op is not documented [G].
+                # What the real service answers to an unknown op is not documented (inferred,
+                # "The fake").
                 return [-1, "Unknown operation"]
             result: Any = handler(params, endpoint)
             return result
@@ -491,11 +496,11 @@ class IppanelFake:
         numbers = _numbers(p.get("to"))
         if not numbers:
             return _error(972)
-        # S2 (§4.1): a pattern goes to one number; "the rest are not sent".
+        # S2 ("Pattern endpoints"): a pattern goes to one number; "the rest are not sent".
         answer = self._accept(p, "pattern", pattern.render(values), numbers[:1], bulk_window=False)
         if endpoint == "services" or answer[0] != 0:
             return answer
-        # §5.1 / §5.2: endpoints C and B answer a bare number on success.
+        # "Pattern endpoints": endpoints C and B answer a bare number on success.
         return int(answer[1])
 
     def _accept(
@@ -536,7 +541,7 @@ class IppanelFake:
             )
             for n in numbers
         )
-        # §12.2.3: the bulk id as a string.
+        # "The fake": the bulk id as a string.
         return [0, bulk_id]
 
     def _timeline(self, msisdn: str, now: float) -> _Recipient:
@@ -596,17 +601,17 @@ class IppanelFake:
         }
 
     def _op_booklist(self, p: _Params, endpoint: str) -> Any:
-        # Numeric ids here, strings elsewhere: §2.4 does not pin the type down.
+        # Numeric ids here, strings elsewhere: "send" does not pin the type down.
         books = [{"id": int(i), "title": t} for i, (t, _n) in self._phonebooks.items()]
         return [0, json.dumps(books, ensure_ascii=False)]
 
     def _op_inboxlist(self, p: _Params, endpoint: str) -> Any:
-        # S2: "unread received messages"; listing marks them read [G].
+        # S2: "unread received messages"; listing marks them read (inferred).
         unread, self._inbox = self._inbox, []
         return [0, json.dumps(unread, ensure_ascii=False)]
 
     def _op_accesslist(self, p: _Params, endpoint: str) -> Any:
-        # S2: code, title, price, discount; the wire shape is a guess [G].
+        # S2: code, title, price, discount; the wire shape is inferred ("Account ops").
         packages = [
             {"code": "1", "title": "برنزی", "price": "1500000", "discount": "0"},
             {"code": "2", "title": "نقره‌ای", "price": "3000000", "discount": "10"},
@@ -697,7 +702,7 @@ def _synthetic(seed: str, count: int, prefix: str) -> list[str]:
 
 
 def _postal_numbers(postal_code: str, operator: str, gender: str) -> list[str]:
-    # Deterministic numbers for a postal code: 3 to 8 per gender and operator [G].
+    # Deterministic numbers for a postal code: 3 to 8 per gender and operator (inferred).
     if not postal_code.isdigit() or operator.lower() not in ("mci", "tci", "mtn"):
         return []
     prefix = "+98935" if operator.lower() == "mtn" else "+98912"
@@ -727,7 +732,7 @@ def _trend_numbers(trend_id: str) -> list[str]:
 
 
 async def _read_params(request: Request, *, query_wins: bool = False) -> dict[str, Any]:
-    """Query string + urlencoded + multipart + JSON body, merged (§2.1, §12.2.1)."""
+    """Query string + urlencoded + multipart + JSON body, merged ("Transport", "The fake")."""
     query: dict[str, Any] = {}
     _merge_php(query, request.query_params.multi_items())
     body: dict[str, Any] = {}
@@ -780,12 +785,12 @@ def _list(value: Any) -> list[Any] | None:
         except ValueError:
             return None
         return decoded if isinstance(decoded, list) else None
-    # Clients that send ``to`` as one plain number exist (§3); accept them [G].
+    # Clients that send ``to`` as one plain number exist ("Common fields"); accept them.
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def _numbers(value: Any) -> list[str]:
-    """Valid recipients in E.164, in order; unreadable numbers are dropped [G]."""
+    """Valid recipients in E.164, in order; unreadable numbers are dropped (inferred)."""
     out: list[str] = []
     for item in _list(value) or []:
         if not isinstance(item, str | int) or isinstance(item, bool):
@@ -805,7 +810,7 @@ def _values(value: Any) -> dict[str, str] | None:
             value = json.loads(value) if value.strip() else {}
         except ValueError:
             return None
-    if isinstance(value, list):  # §5.2 inputData: [ {…} ]
+    if isinstance(value, list):  # "Pattern endpoints": inputData is [ {…} ]
         merged: dict[str, Any] = {}
         for item in value:
             decoded = _values(item)
@@ -829,7 +834,8 @@ def _line_key(line: str) -> str:
 
 
 def _parse_time(text: str) -> datetime | None:
-    # §3 ``time``: "2016-07-30" or "2016-07-30 12:50:50", Iran local time [G]. A bare date
+    # "Common fields" ``time``: "2016-07-30" or "2016-07-30 12:50:50", Iran local time
+    # (inferred). A bare date
     # stands for the whole day, so today's date is not "in the past".
     for fmt, day in (("%Y-%m-%d %H:%M:%S", False), ("%Y-%m-%d %H:%M", False), ("%Y-%m-%d", True)):
         try:

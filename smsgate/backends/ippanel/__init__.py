@@ -3,7 +3,8 @@
 One class, :class:`IppanelGateway`, speaks the old ippanel web service that ippanel.com and
 its white-label panels (Kapanel, FarazSMS, MaxSMS, Rangine...) all serve: a form-encoded
 POST to ``<base_url>/services.jspd`` carrying ``uname``, ``pass``, ``op`` and the op's
-fields, answered by a JSON array ``[code, data]`` (``shared/protocols/ippanel.md`` §2-§4).
+fields, answered by a JSON array ``[code, data]`` (``docs/protocols/ippanel.md`` "Endpoints"
+to "Other ops seen in clients").
 
 Every op of the provider documents is here, with a typed result:
 

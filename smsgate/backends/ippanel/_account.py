@@ -1,4 +1,7 @@
-"""The account: packages (``accesslist``) and sub-accounts (``newuser``), §4.2-§4.3."""
+"""The account: packages (``accesslist``) and sub-accounts (``newuser``).
+
+Source: docs/protocols/ippanel.md "Account ops".
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Phonebooks and inbox: ``booklist``, ``booksend``, ``inboxlist`` (docs/protocols/ippanel.md)."""
+"""Phonebooks and inbox: ``booklist``, ``booksend``, ``inboxlist`` (docs/protocols/ippanel.md
+"Phonebooks and inbox")."""
 
 from __future__ import annotations
 

@@ -175,7 +175,8 @@ class SendingMixin(IppanelBase):
             answer = await self._request("POST", "/api/select", json_body=body)
             payload = self._decode(answer, idempotent=False)
         # One rule for every send answer: a bare number is a bulk id only when it is big
-        # enough; a known code or a small number is a refusal (docs "Bare numbers").
+        # enough; a known code or a small number is a refusal (docs/protocols/ippanel.md
+        # "Bare numbers").
         bulk = self._send_answer(payload, answer)
         return self._receipt(bulk, (recipient,), line, payload)
 

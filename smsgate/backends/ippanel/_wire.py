@@ -607,7 +607,9 @@ class IppanelBase(HttpGateway):
     def _objects(self, data: Any, answer: HttpAnswer) -> Iterator[Mapping[str, Any]]:
         for item in self._json_list(data, answer):
             if isinstance(item, str) and item.strip().startswith("{"):
-                item = self._second_level(item, answer)  # "lines": elements may be JSON too
+                item = self._second_level(
+                    item, answer
+                )  # "Other ops seen in clients": elements may be JSON
             if not isinstance(item, Mapping):
                 raise self._protocol_error(
                     "ippanel's list holds something that is not an object",
