@@ -33,11 +33,12 @@ from __future__ import annotations
 from ...exceptions import SubAccountRejectedError
 from ._account import AccountAPI, Package, PackageAPI, SubAccount
 from ._gateway import IppanelGateway
+from ._parsing import delivery_state
 from ._phonebooks import InboxAPI, InboxMessage, Phonebook, PhonebookAPI
 from ._reports import MessageStatus
 from ._sending import PatternEndpoint
 from ._targeting import Gender, Job, JobAPI, JobTrend, PostalAPI, PostalArea
-from ._wire import DELIVERY_STATES, ERROR_CODES, delivery_state
+from ._wire import DELIVERY_STATES, ERROR_CODES
 
 __all__ = [
     "DELIVERY_STATES",

@@ -17,14 +17,8 @@ from ...exceptions import (
     InvalidRecipientError,
     TransportError,
 )
-from ._wire import (
-    _LOG_FILTER,
-    IppanelBase,
-    _drop_secret_cause,
-    _format_send_at,
-    _require_text,
-    _to_json_array,
-)
+from ._parsing import _format_send_at, _require_text, _to_json_array
+from ._wire import _LOG_FILTER, IppanelBase, _drop_secret_cause
 
 #: Where :meth:`IppanelGateway.send_pattern` sends (docs/protocols/ippanel.md, "Pattern
 #: endpoints"): ``"patterns/pattern"`` the URL endpoint most clients use (credentials in the
