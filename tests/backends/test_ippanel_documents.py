@@ -461,6 +461,18 @@ async def test_texts_follow_the_shared_check(text: Any) -> None:
     assert seen == []
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "values", [{"code": "\ud800"}, {"\udfff": "1"}, {"code": "x" * 2001}, {"a": None}]
+)
+async def test_pattern_values_follow_the_shared_check(values: Any) -> None:
+    """Pattern values and names go through check_text too, before any I/O."""
+    async with gateway(body(b"562892393")) as (gw, seen):
+        with pytest.raises(smsgate.InvalidMessageError):
+            await gw.send_pattern("09121111111", pattern_code="p", values=values)
+    assert seen == []
+
+
 def test_error_table_uses_public_types_only() -> None:
     """ERROR_CODES: code -> (a public error class of smsgate.exceptions, its meaning)."""
     for code, entry in ERROR_CODES.items():

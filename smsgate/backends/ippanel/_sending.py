@@ -186,5 +186,11 @@ def _check_values(values: object) -> dict[str, str]:
             raise InvalidMessageError(
                 f"the value of pattern variable {key!r} must be a str or a number"
             )
-        out[key.strip()] = str(value)
+        text = str(value)
+        if text.strip():
+            # The one text check (lone surrogates, the size cap); an empty value is the
+            # pattern's business, not ours.
+            check_text(text, what=f"the value of pattern variable {key!r}")
+        check_text(key, what="a pattern variable name")
+        out[key.strip()] = text
     return out
