@@ -6,7 +6,10 @@
 * :class:`FakeGateway`: an in-memory, scriptable ``SmsGateway`` (no HTTP) for testing code
   that takes a gateway, such as the bulk dispatcher.
 * respx routers for unit tests (``ippanel_router()``, ``negin_router()``), plugged in with
-  ``httpx.MockTransport(router.async_handler)``: no global patching.
+  ``httpx.MockTransport(router.async_handler)`` on a client given to the gateway
+  (``http_client=``): no global patching. With respx's global mock instead, build the
+  gateway with ``transport="httpx"`` (by default it sends through aiohttp under asyncio,
+  which respx does not see).
 
 Needs the ``testing`` extra (starlette, uvicorn, respx); ``import smsgate`` never imports it.
 """

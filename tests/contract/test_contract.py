@@ -4,8 +4,8 @@ Each backend contributes ``tests/contract/subject_<name>.py`` with
 ``make_gateway(fake, *, base_url, http_client)``. Every test runs for every backend, against
 every profile of the fake that concerns it (``"lenient"`` and one per provider document, see
 ``smsgate.testing.PROFILES``), with the fake provider mounted in-process
-(``httpx.ASGITransport``) and served by a real uvicorn server on 127.0.0.1, under asyncio
-and under trio.
+(``httpx.ASGITransport``) and served by a real uvicorn server on 127.0.0.1 (through the
+gateway's own transport and through an httpx client), under asyncio and under trio.
 """
 
 from __future__ import annotations
@@ -48,9 +48,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize(("backend", "profile"), pairs, ids=[f"{b}-{p}" for b, p in pairs])
 
 
-@pytest.fixture(params=["asgi", "loopback"])
+@pytest.fixture(params=["asgi", "loopback", "loopback-httpx"])
 def mode(request: pytest.FixtureRequest) -> str:
-    """In-process ASGI transport or a real server on 127.0.0.1."""
+    """In-process ASGI transport, or a real server on 127.0.0.1 reached through the
+    gateway's own transport (aiohttp under asyncio) or through an httpx client."""
     return str(request.param)
 
 
@@ -69,7 +70,7 @@ def provider(clock: FakeClock, profile: str) -> FakeProvider:
 @pytest.fixture
 def server_url(mode: str, provider: FakeProvider) -> Iterator[str | None]:
     """The loopback server's URL, or None for in-process mode."""
-    if mode == "loopback":
+    if mode.startswith("loopback"):
         with serve_loopback(provider) as server:
             yield server.url
     else:
@@ -77,18 +78,22 @@ def server_url(mode: str, provider: FakeProvider) -> Iterator[str | None]:
 
 
 @pytest.fixture
-def make(backend: str, provider: FakeProvider, server_url: str | None) -> Callable[..., Any]:
+def make(
+    backend: str, provider: FakeProvider, server_url: str | None, mode: str
+) -> Callable[..., Any]:
     """An async context manager factory: ``async with make() as gw``."""
     factory: Factory = importlib.import_module(f"tests.contract.subject_{backend}").make_gateway
 
     @contextlib.asynccontextmanager
     async def build(fake: FakeProvider = provider) -> AsyncIterator[Any]:
+        client: httpx.AsyncClient | None
         if server_url is None:
             client = httpx.AsyncClient(transport=httpx.ASGITransport(app=fake))
             gw = factory(fake, base_url="http://127.0.0.1", http_client=client)
         else:
-            client = None
-            gw = factory(fake, base_url=server_url, http_client=None)
+            # A borrowed httpx client selects the httpx transport on every event loop.
+            client = httpx.AsyncClient() if mode == "loopback-httpx" else None
+            gw = factory(fake, base_url=server_url, http_client=client)
         try:
             async with gw:
                 yield gw
@@ -105,6 +110,17 @@ async def test_is_a_gateway(make: Callable[..., Any], backend: str) -> None:
         assert isinstance(gw, smsgate.SmsGateway)
         assert gw.name == backend
         assert gw.max_recipients >= 1
+
+
+async def test_runs_on_the_transport_it_names(
+    make: Callable[..., Any], mode: str, anyio_backend: str
+) -> None:
+    """The parametrisation really covers both transports: aiohttp's own pool under asyncio
+    on loopback, httpx through a borrowed client (and under trio)."""
+    async with make() as gw:
+        await gw.send("09121111111", "hello")
+        expected = "aiohttp" if (mode, anyio_backend) == ("loopback", "asyncio") else "httpx"
+        assert gw.transport_name == expected
 
 
 async def test_send_one(make: Callable[..., Any], provider: FakeProvider) -> None:

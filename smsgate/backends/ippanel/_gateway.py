@@ -8,6 +8,7 @@ import httpx
 
 from ..._constants import DEFAULT_MAX_CONNECTIONS
 from ...exceptions import ConfigurationError
+from .._transport import TransportName
 from ._account import AccountAPI, PackageAPI
 from ._parsing import _check_sender, _require_text
 from ._phonebooks import InboxAPI, PhonebookAPI
@@ -38,6 +39,9 @@ class IppanelGateway(SendingMixin, ReportsMixin):
             credentials in the request body. ``"patterns/pattern"`` (the URL endpoint many
             panels document) puts them in the query string.
         allow_insecure_http: Permit a plain ``http://`` base URL off loopback.
+        transport: ``"auto"`` (default: aiohttp under asyncio, httpx under trio or with
+            ``http_client``), ``"httpx"`` (an httpx client of our own, which ``respx.mock``
+            sees) or ``"aiohttp"`` (asyncio only); see the Testing page.
 
     Raises:
         ConfigurationError: For a missing credential, a malformed sender line, a bad URL
@@ -59,6 +63,7 @@ class IppanelGateway(SendingMixin, ReportsMixin):
         max_recipients: int = 100,
         pattern_endpoint: PatternEndpoint = "api/select",
         allow_insecure_http: bool = False,
+        transport: TransportName = "auto",
     ) -> None:
         _require_text(username, "username")
         _require_text(password, "password")
@@ -78,6 +83,7 @@ class IppanelGateway(SendingMixin, ReportsMixin):
             # quote()'s default keeps "/" as is: a form the base scrubber does not derive.
             secrets=(password, quote(password)),
             allow_insecure_http=allow_insecure_http,
+            transport=transport,
         )
         self._username = username.strip()
         self._password = password

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
-import re
-import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Final
 
+from ... import _redact
 from ..._models import DeliveryState, SendReceipt
 from ..._phone import normalize_recipients
 from ..._states import IPPANEL_STATES
@@ -36,7 +34,7 @@ from ...exceptions import (
     TooManyRecipientsError,
     UnknownMessageError,
 )
-from .._http import HttpAnswer, HttpGateway, Scrubber
+from .._http import HttpAnswer, HttpGateway
 from .._parse import as_int, as_text
 from ._parsing import _UNREAD, _as_bulk_id, _check_sender, _is_auth_text, loads_lenient
 
@@ -134,76 +132,19 @@ MIN_BULK_ID: Final = 100_000
 
 # -- log and exception hygiene ------------------------------------------------------------
 
-# Credentials in a URL query string (the patterns/pattern endpoint, protocols §5.1).
-_QUERY_CREDENTIAL = re.compile(
-    r"(?i)((?:^|[?&;\s])(?:password|pass|username|uname|user)=)[^&\s\"'<>]*"
-)
-_HTTP_LOGGERS: Final = (
-    "httpx",
-    "httpcore",
-    "httpcore.connection",
-    "httpcore.http11",
-    "httpcore.http2",
-    "httpcore.proxy",
-    "httpcore.socks",
-    # smsgate's default transport under asyncio; aiohttp's client rarely logs, but a URL in
-    # one of its records would carry the same query string.
-    "aiohttp",
-    "aiohttp.client",
-    "aiohttp.internal",
-)
-
-
-class _CredentialLogFilter(logging.Filter):
-    """Removes credentials from the log records of the HTTP libraries.
-
-    httpx logs every request at INFO (``HTTP Request: POST https://…?password=… "HTTP/1.1
-    200 OK"``), and the pattern endpoint carries the password in the query string. A filter
-    on a logger does not see its children's records, so it is installed on each logger
-    httpx, httpcore and aiohttp (the default transport under asyncio) write to.
-    """
-
-    def __init__(self) -> None:
-        super().__init__("smsgate.ippanel.credentials")
-        self._scrubbers: weakref.WeakSet[Scrubber] = weakref.WeakSet()
-
-    def register(self, scrubber: Scrubber) -> None:
-        self._scrubbers.add(scrubber)
-
-    def scrub(self, text: str) -> str:
-        text = _QUERY_CREDENTIAL.sub(r"\1***", text)
-        for scrubber in list(self._scrubbers):
-            text = scrubber(text)
-        return text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken record is not ours to fix; let logging report it
-            return True
-        cleaned = self.scrub(message)
-        if cleaned != message:
-            record.msg = cleaned
-            record.args = None
-        return True
-
-
-_LOG_FILTER = _CredentialLogFilter()
+# The one redaction module (smsgate/_redact.py) does the work; these names stay for the
+# task modules. The HTTP base registers each gateway's redactor and installs the filter on
+# the HTTP libraries' loggers when the gateway opens.
+_LOG_FILTER: Final = _redact.LOG_FILTER
 
 
 def _install_log_filter() -> None:
-    for name in _HTTP_LOGGERS:
-        logger = logging.getLogger(name)
-        if _LOG_FILTER not in logger.filters:
-            logger.addFilter(_LOG_FILTER)
+    """Kept for the task modules: the HTTP base installs the filter on first open."""
 
 
 def _drop_secret_cause(exc: BaseException, scrub: Callable[[str], str]) -> None:
-    """Detach a chained httpx exception whose text shows a credential (it may quote the URL)."""
-    cause = exc.__cause__
-    if cause is not None and scrub(str(cause)) != str(cause):
-        exc.__cause__ = None
-        exc.__suppress_context__ = True
+    """Detach a chained exception that shows a credential (``_redact.drop_secret_chain``)."""
+    _redact.drop_secret_chain(exc, scrub)
 
 
 # -- the base every task module builds on ---------------------------------------------------
@@ -264,11 +205,25 @@ class IppanelBase(HttpGateway):
         )
 
     async def _op(
-        self, op: str, fields: Mapping[str, str], *, idempotent: bool
+        self,
+        op: str,
+        fields: Mapping[str, str],
+        *,
+        idempotent: bool,
+        recipients: int = 0,
+        parts: int = 0,
     ) -> tuple[Any, HttpAnswer]:
         """POST one op to ``/services.jspd``, form-encoded (docs/protocols/ippanel.md)."""
         data = {"uname": self._username, "pass": self._password, "op": op, **fields}
-        answer = await self._request("POST", "/services.jspd", data=data, idempotent=idempotent)
+        answer = await self._request(
+            "POST",
+            "/services.jspd",
+            data=data,
+            idempotent=idempotent,
+            operation=op,
+            recipients=recipients,
+            parts=parts,
+        )
         return self._decode(answer, idempotent=idempotent), answer
 
     def _decode(self, answer: HttpAnswer, *, idempotent: bool) -> Any:
