@@ -325,7 +325,7 @@ async def test_expired_ids_read_minus_one(
 async def test_variants(
     gateway: Any, fake: FakeProvider, clock: FakeClock, variant: dict[str, Any]
 ) -> None:
-    """The gateway reads every variant shape the protocol page lists (§5 item 6)."""
+    """The gateway reads every variant shape docs/protocols/negin.md §3.3 lists."""
     for key, value in variant.items():
         setattr(fake.negin, key, value)
     async with gateway() as gw:
@@ -341,7 +341,7 @@ async def test_variants(
 
 @pytest.mark.parametrize("error_data", ["null", "empty", "absent"])
 async def test_error_data_shapes(gateway: Any, fake: FakeProvider, error_data: str) -> None:
-    """Whatever data an error carries, the status decides (§6 q4)."""
+    """Whatever data an error carries, the status decides (docs/protocols/negin.md §4)."""
     fake.negin.error_data = error_data  # type: ignore[assignment]
     async with gateway(password="wrong-password") as gw:
         with pytest.raises(smsgate.AuthenticationError):
@@ -439,7 +439,7 @@ async def test_fake_accepts_get_case_insensitive_paths_and_keys(
 async def test_fake_send_checks(
     url: str, fake: FakeProvider, fields: dict[str, str], status: int
 ) -> None:
-    """The fake's wsSend refusals follow the check order of protocols/negin.md §5."""
+    """The fake's wsSend refusals follow the fake's check order (smsgate/testing/_fake_negin.py)."""
     form = {"username": "user", "password": PASSWORD, "mobile": FREE, "message": "m", "line": LINE}
     form.update(fields)
     async with httpx.AsyncClient(base_url=url) as client:

@@ -129,7 +129,7 @@ class NeginGateway(HttpGateway):
             :meth:`send_service`.
         base_url: The panel's origin.
         path_prefix: Where the ``.ashx`` handlers live: ``"/api"``, or ``"/services"`` on
-            old panels (protocols/negin.md §1).
+            old panels (docs/protocols/negin.md §2).
         http_client: An ``httpx.AsyncClient`` to borrow instead of our own.
         timeout: Per-request timeouts (seconds or ``httpx.Timeout``).
         max_concurrency: Requests this gateway keeps in flight at once, across all calls
@@ -137,7 +137,7 @@ class NeginGateway(HttpGateway):
             keep it at or below that client's connection limit.
         max_connections: Connections our own client keeps; defaults to ``max_concurrency``.
         extra_params: More form fields for every send (e.g. ``{"life_time": "60"}``,
-            §6 q12); they may not replace the gateway's own fields.
+            docs/protocols/negin.md §3.1); they may not replace the gateway's own fields.
         allow_insecure_http: Permit a plain ``http://`` base URL off loopback.
 
     Raises:
@@ -246,7 +246,8 @@ class NeginGateway(HttpGateway):
                 f"not {fallback!r}"
             )
         if line is None:
-            # Every fallback scenario starts on the customer's own line (S0 scenarios 3-5).
+            # Every fallback scenario starts on the customer's own line (the guide's scenarios 3-5,
+            # docs/protocols/negin.md §3.2).
             raise ConfigurationError(
                 f"opt_out_fallback={fallback!r} needs a line to fall back from"
             )
@@ -257,7 +258,7 @@ class NeginGateway(HttpGateway):
     def _send_fields(
         self, sender: str | None, fallback: OptOutFallback | _Unset | None
     ) -> dict[str, str]:
-        """The form fields that choose the scenario (§2.2, §6 q10), checked before I/O."""
+        """The form fields that choose the scenario (§3.2), checked before I/O."""
         line = self._line if sender is None else clean_line(sender, "sender")
         if line is None:
             raise ConfigurationError(
@@ -328,7 +329,7 @@ class NeginGateway(HttpGateway):
 
         A service line reaches numbers on the opt-out list. Its texts are pre-approved:
         the provider probably wraps ``text`` (often just an OTP code) in the template
-        ``template`` (protocols/negin.md §2.3). ``text`` is sent exactly as given.
+        ``template`` (docs/protocols/negin.md §3.2). ``text`` is sent exactly as given.
 
         Args:
             to: One number or several.
@@ -390,7 +391,7 @@ class NeginGateway(HttpGateway):
             **self._extra,
             "username": self._username,
             "password": self._password,
-            # The form the server echoes and accepts (§6 q8).
+            # The form the server echoes and accepts (§3.1).
             "mobile": to_national(recipient),
             "message": text,
             **fields,
@@ -409,7 +410,7 @@ class NeginGateway(HttpGateway):
             )
         if status != -1:
             # Only -1 is documented; other negative values are accepted as success the way
-            # the sister SOAP API and three clients do (§2.4, §6 q1).
+            # the sister SOAP API and three clients do (§3.3).
             logger.warning("Negin answered an undocumented success status %d", status)
         line = as_text(data.get("line")) if isinstance(data, dict) else None
         return _Sent(message_id=message_id, line=line or default_line, raw=body)
@@ -417,7 +418,7 @@ class NeginGateway(HttpGateway):
     # -- answers -----------------------------------------------------------------------
 
     def _envelope(self, answer: HttpAnswer, *, idempotent: bool) -> tuple[int, dict[str, Any]]:
-        """The ``{"data", "status", "msg"}`` object and its ``status`` as an int (§6 q3)."""
+        """The ``{"data", "status", "msg"}`` object and its ``status`` as an int (§3.3)."""
         body = self._json(answer, idempotent=idempotent)
         status = as_int(body.get("status")) if isinstance(body, dict) else None
         if status is None:
@@ -533,7 +534,7 @@ class NeginGateway(HttpGateway):
         got_ids = split_ids(data.get("msgIds", data.get("msgids")))
         got_states = split_ids(data.get("states"))
         if len(got_ids) != len(got_states):
-            # Position is the only link between an id and its state (§3.2).
+            # Position is the only link between an id and its state (§5).
             raise self._protocol_error(
                 "Negin answered a different number of ids and states", answer, idempotent=True
             )
