@@ -39,7 +39,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import Receive, Scope, Send
 
-from .._phone import normalize_msisdn
+from .._phone import _DIGITS, normalize_msisdn
 from .._segments import segments
 from ..exceptions import InvalidRecipientError
 from ._core import FakeCore, LedgerEntry
@@ -79,7 +79,6 @@ _STATES_PATHS = frozenset({"/api/wsstates.ashx", "/services/wsstates.ashx"})
 _ID_SPLIT = re.compile("[,\u060c\u066b]")
 # The guide's own words: "separated by comma (٫)" (its comma glyph is U+066B).
 _GUIDE_ID_SPLIT = re.compile("[,\u066b]")
-_DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
 
 
 @attrs.define

@@ -606,7 +606,7 @@ async def test_single_number_error_has_errors_too() -> None:
     ],
 )
 async def test_state_table(raw: str, state: DeliveryState, final: bool) -> None:
-    """Each state code maps per API.md §2; unknown codes keep their raw value."""
+    """Each state code maps per docs/protocols/negin.md §6; unknown codes keep their raw value."""
     async with connected(negin_router(states=states_answer("6062", raw))) as gw:
         [report] = await gw.delivery("6062")
     assert (report.state, report.is_final, report.provider_status) == (state, final, raw)
