@@ -47,7 +47,7 @@ from ..._phone import normalize_recipients, to_national
 from ..._text import check_text
 from ...exceptions import ConfigurationError, SmsGateError, UnknownMessageError
 from .._fanout import fan_out, settle
-from .._http import HttpAnswer, HttpGateway
+from .._http import HttpAnswer, HttpGateway, TransportName
 from .._parse import as_int, as_text
 from ._codes import PROVIDER, error_for
 from ._parsing import (
@@ -139,6 +139,9 @@ class NeginGateway(HttpGateway):
         extra_params: More form fields for every send (e.g. ``{"life_time": "60"}``,
             docs/protocols/negin.md §3.1); they may not replace the gateway's own fields.
         allow_insecure_http: Permit a plain ``http://`` base URL off loopback.
+        transport: ``"auto"`` (default: aiohttp under asyncio, httpx under trio or with
+            ``http_client``), ``"httpx"`` (an httpx client of our own, which ``respx.mock``
+            sees) or ``"aiohttp"`` (asyncio only); see the Testing page.
 
     Raises:
         ConfigurationError: For settings that cannot work, before any I/O.
@@ -164,6 +167,7 @@ class NeginGateway(HttpGateway):
         max_connections: int | None = None,
         extra_params: Mapping[str, str] | None = None,
         allow_insecure_http: bool = False,
+        transport: TransportName = "auto",
     ) -> None:
         require_text(username, "username")
         require_text(password, "password")
@@ -197,6 +201,7 @@ class NeginGateway(HttpGateway):
             max_connections=max_connections or max_concurrency,
             secrets=(password,),
             allow_insecure_http=allow_insecure_http,
+            transport=transport,
         )
         self._password = password
         self._max_concurrency = max_concurrency
@@ -397,7 +402,9 @@ class NeginGateway(HttpGateway):
             **fields,
         }
         async with self._slots:
-            answer = await self._request("POST", self._send_path, data=form)
+            answer = await self._request(
+                "POST", self._send_path, data=form, operation="send", recipients=1
+            )
         status, body = self._envelope(answer, idempotent=False)
         if status >= 0:
             raise self._error(status, body.get("msg"), sending=True)
@@ -522,7 +529,9 @@ class NeginGateway(HttpGateway):
             "message_ids": ",".join(ids),
         }
         async with self._slots:
-            answer = await self._request("POST", self._states_path, data=form, idempotent=True)
+            answer = await self._request(
+                "POST", self._states_path, data=form, idempotent=True, operation="states"
+            )
         status, body = self._envelope(answer, idempotent=True)
         if status >= 0:
             raise self._error(status, body.get("msg"))
