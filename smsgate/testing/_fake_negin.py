@@ -20,8 +20,8 @@ printed (lower case), ids separated by the comma the guide names, the send answe
 guide's sample shape (``message_id`` and ``line`` JSON numbers, ``mobile`` a string), the
 states answer as comma-joined strings, and ``18`` (the guide's number) for "not received
 by the operator" where the lenient fake says ``16``. The guide prints no error code, so
-refusals keep the lenient fake's inferred ones. The profile is read from the shared core
-(``FakeProvider(profile=...)``) unless set on this half (``fake.negin.profile = ...``).
+refusals keep the lenient fake's inferred ones. The profile is the shared core's
+(``FakeProvider(profile=...)``); the ippanel profiles leave this half lenient.
 """
 
 from __future__ import annotations
@@ -141,7 +141,6 @@ class NeginFake:
         self.html_without_user_agent = False
         self.received: collections.deque[dict[str, str]] = collections.deque(maxlen=1000)
         self.states_calls: list[int] = []
-        self._profile: str | None = None
         self._issued: dict[str, _Message] = {}
         self._last_send: float | None = None
         # The loopback server answers from its own thread while tests read and script.
@@ -149,18 +148,13 @@ class NeginFake:
 
     @property
     def profile(self) -> str:
-        """``"lenient"`` or ``"negin-guide"``: this half's own setting, else the core's."""
-        if self._profile is not None:
-            return self._profile
-        return str(getattr(self.core, "profile", "lenient"))
-
-    @profile.setter
-    def profile(self, value: str) -> None:
-        self._profile = value
+        """The shared core's profile (``FakeProvider(profile=...)``); this half follows
+        ``"negin-guide"`` and is lenient under every other."""
+        return self.core.profile
 
     @property
     def _guide(self) -> bool:
-        return self.profile == GUIDE_PROFILE
+        return self.core.profile == GUIDE_PROFILE
 
     # -- scripting ---------------------------------------------------------------------
 

@@ -49,9 +49,7 @@ def profile(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def fake(clock: FakeClock, profile: str) -> FakeProvider:
     """A fake provider with one opted-out number and a hand-moved clock."""
-    provider = FakeProvider(password=PASSWORD, clock=clock, opted_out=[OPTED])
-    provider.negin.profile = profile
-    return provider
+    return FakeProvider(password=PASSWORD, clock=clock, opted_out=[OPTED], profile=profile)
 
 
 LENIENT = pytest.mark.parametrize("profile", ["lenient"])
@@ -537,7 +535,14 @@ async def test_guide_profile_refuses_what_the_guide_does_not_describe(
     assert fake.ledger == []
 
 
-async def test_profile_read_from_the_core(fake: FakeProvider) -> None:
-    """Without its own setting the Negin half follows the shared core's profile."""
-    fake.negin._profile = None
-    assert fake.negin.profile == getattr(fake.core, "profile", "lenient")
+@pytest.mark.parametrize(
+    ("given", "guide"),
+    [("negin-guide", True), ("lenient", False), ("kapanel", False), ("ippanel-pdf", False)],
+)
+async def test_profile_comes_from_the_core(given: str, guide: bool) -> None:
+    """The Negin half follows FakeProvider(profile=...); the ippanel profiles leave it lenient."""
+    fake = FakeProvider(profile=given)
+    assert fake.negin.profile == given
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fake)) as client:
+        answer = await client.get("http://fake/api/wsSend.ashx", params={"username": "user"})
+    assert answer.status_code == (405 if guide else 200)
