@@ -245,6 +245,14 @@ class NeginFake:
             return PlainTextResponse("Method Not Allowed", status_code=405)
         return None
 
+    async def _admit(self, request: Request) -> tuple[dict[str, str], Response | None]:
+        """The request's fields, and the answer if it is refused before its own checks."""
+        outside = self._outside_guide(request)
+        if outside is not None:
+            return {}, outside
+        fields = await self._fields(request)
+        return fields, self._refusal(request, fields)
+
     def _refusal(self, request: Request, fields: Mapping[str, str]) -> Response | None:
         """The answers every endpoint gives before looking at its own fields."""
         if self.html_without_user_agent and not request.headers.get("user-agent"):
@@ -258,11 +266,7 @@ class NeginFake:
     # -- wsSend.ashx ---------------------------------------------------------------------
 
     async def _send(self, request: Request) -> Response:
-        outside = self._outside_guide(request)
-        if outside is not None:
-            return outside
-        fields = await self._fields(request)
-        refusal = self._refusal(request, fields)
+        fields, refusal = await self._admit(request)
         if refusal is not None:
             return refusal
         # Checks, in this order: credentials, account, type, line, number, text, credit,
@@ -356,11 +360,7 @@ class NeginFake:
     # -- wsStates.ashx -------------------------------------------------------------------
 
     async def _states(self, request: Request) -> Response:
-        outside = self._outside_guide(request)
-        if outside is not None:
-            return outside
-        fields = await self._fields(request)
-        refusal = self._refusal(request, fields)
+        fields, refusal = await self._admit(request)
         if refusal is not None:
             return refusal
         ids = [
