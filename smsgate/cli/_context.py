@@ -25,6 +25,7 @@ from ..exceptions import (
     AuthenticationError,
     ConfigurationError,
     InsufficientCreditError,
+    NotSentError,
     SmsGateError,
 )
 from ._scrub import ScrubbingWriter, scrub
@@ -181,6 +182,11 @@ def handled(command: Callable[P, R]) -> Callable[P, R]:
             )
         except InsufficientCreditError as exc:
             current.fail(f"{type(exc).__name__}: {exc}", hint="top up the account's credit")
+        except NotSentError as exc:
+            current.fail(
+                f"{type(exc).__name__}: {exc}",
+                hint="nothing was sent; check SMSGATE_BASE_URL and the network",
+            )
         except UnsupportedError as exc:
             current.fail(str(exc), code=EXIT_UNSUPPORTED)
         except ConfigurationError as exc:
