@@ -20,6 +20,7 @@ import anyio
 import attrs
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from .._models import Message
 from ._app import cli
@@ -255,10 +256,9 @@ def bulk(
         )
         if journal:
             name = command_name()
-            current.err.print(
-                f"see them with: {name} journal {shlex.quote(journal)} --job-id {shlex.quote(job)}"
-            )
-            current.err.print(f"resume with:   {resume}")
+            see = f"{name} journal {shlex.quote(journal)} --job-id {shlex.quote(job)}"
+            current.err.print(f"see them with: {see}", markup=False)
+            current.err.print(f"resume with:   {resume}", markup=False)
         raise SystemExit(EXIT_INTERRUPTED)
     if as_json:
         current.write_json(
@@ -276,11 +276,13 @@ def bulk(
         write_failures(failures, report.failures)
         current.err.print(f"failed and in-doubt rows written to {failures}")
     if ran.interrupts:
-        _print_stopped(current.err, report, "stopped by Ctrl+C", resume, journal)
+        _print_stopped(current.err, report, "stopped by Ctrl+C", resume, journal, ran.estimate.rows)
         raise SystemExit(EXIT_INTERRUPTED)
     stopped = _stopped_by(report)
     if stopped:
-        _print_stopped(current.err, report, f"the job stopped: {stopped}", resume, journal)
+        _print_stopped(
+            current.err, report, f"the job stopped: {stopped}", resume, journal, ran.estimate.rows
+        )
         hint = _hint_for(report)
         if hint:
             current.err.print(f"[dim]hint:[/] {hint}")
@@ -294,15 +296,16 @@ def _stopped_by(report: BulkReport) -> str | None:
 
 
 def _print_stopped(
-    console: Console, report: BulkReport, why: str, resume: str, journal: str | None
+    console: Console, report: BulkReport, why: str, resume: str, journal: str | None, rows: int
 ) -> None:
-    not_attempted = report.errors.get("JobStoppedError", 0)
+    # Rows never read, and rows read but stopped before their request (JobStoppedError).
+    not_attempted = max(0, rows - report.total) + report.errors.get("JobStoppedError", 0)
     console.print(
-        f"[yellow]{why}[/]: {report.sent:,} sent, {not_attempted:,} not attempted, "
+        f"[yellow]{escape(why)}[/]: {report.sent:,} sent, {not_attempted:,} not attempted, "
         f"{report.unknown:,} in doubt"
     )
     if journal:
-        console.print(f"resume with: {resume}")
+        console.print(f"resume with: {resume}", markup=False)
     else:
         console.print(
             "without --journal a rerun sends every row again: remove the rows already sent, "
