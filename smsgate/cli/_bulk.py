@@ -173,6 +173,8 @@ def bulk(
 
     current = state()
     account = settings()
+    if journal is not None and is_dsn(journal):
+        current.hide_dsn(journal)
     ctx = click.get_current_context()
     price = _decimal(price_per_part) if price_per_part is not None else None
     if sender is not None and account.sender is not None and same_line(sender, account.sender):
