@@ -9,6 +9,7 @@ it (the dispatcher decides) and exits 1.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shlex
 from collections.abc import Iterator
@@ -104,7 +105,7 @@ class _Ran:
 @click.option(
     "--journal",
     help="SQLite journal file (or a postgresql:// DSN): rerunning with the same journal "
-    "resumes the job without resending.",
+    "resumes the job without resending. With --queue: the workers' journal.",
 )
 @click.option(
     "--job-id",
@@ -143,6 +144,16 @@ class _Ran:
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the report as one JSON document (docs/cli.md)."
 )
+@click.option(
+    "--queue",
+    "queue_url",
+    help="Submit to workers ('smsgate worker') through this RabbitMQ URL instead of "
+    "sending from here; the progress bar follows the job in Redis.",
+)
+@click.option("--redis", help="With --queue: the workers' Redis URL (or $SMSGATE_REDIS).")
+@click.option("--queue-name", default="smsgate", show_default=True, help="With --queue.")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=500, show_default=True)
+@click.option("--wait/--no-wait", default=True, help="With --queue: follow the job to its end.")
 @handled
 def bulk(
     file: Path,
@@ -161,6 +172,11 @@ def bulk(
     failures: Path | None,
     progress: bool | None,
     as_json: bool,
+    queue_url: str | None,
+    redis: str | None,
+    queue_name: str,
+    chunk_size: int,
+    wait: bool,
 ) -> None:
     """Send every row of FILE (CSV or .xlsx: number,text[,sender]; a header is optional).
 
@@ -190,6 +206,25 @@ def bulk(
 
     def rows() -> Iterator[Message]:
         return read_rows(file, text=text, sender=sender, encoding=encoding)
+
+    if queue_url is not None:
+        if not journal:
+            raise click.UsageError("--queue needs --journal (the workers' journal)")
+        from ._queue import DEFAULT_REDIS, ENV_REDIS, submit_to_queue
+
+        submit_to_queue(
+            rows(),
+            total=sum(1 for _ in rows()),
+            job_id=job,
+            queue_url=queue_url,
+            redis=redis or os.environ.get(ENV_REDIS, DEFAULT_REDIS),
+            journal=journal,
+            name=queue_name,
+            chunk_size=chunk_size,
+            show_progress=progress,
+            wait=wait,
+        )
+        return
 
     def admitted(stop: anyio.Event) -> Iterator[Message]:
         # Rows stop being read once Ctrl+C is pressed: rows never read have no journal
