@@ -28,7 +28,7 @@ def main() -> None:
     except ImportError as exc:
         sys.stderr.write(_MISSING.format(missing=exc.name or "a dependency"))
         raise SystemExit(1) from None
-    from ._cli import cli
+    from .cli import cli
 
     cli(prog_name="smsgate")
 

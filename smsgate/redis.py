@@ -70,6 +70,20 @@ redis.call('SET', KEYS[1], string.format('%.6f', next_tat), 'PX', ttl)
 return '0'
 """
 
+# KEYS: the pause key. ARGV: the pause in seconds. Moves the pause's end to now + delay on
+# the server's clock, unless a longer pause is already set: in one step, so two processes
+# penalising at once never shorten each other's pause.
+_PAUSE = """
+local t = redis.call('TIME')
+local until_ = tonumber(t[1]) + tonumber(t[2]) / 1000000 + tonumber(ARGV[1])
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if current < until_ then
+  redis.call('SET', KEYS[1], string.format('%.6f', until_), 'PX',
+    math.ceil(tonumber(ARGV[1]) * 1000) + 1000)
+end
+return 1
+"""
+
 
 class RedisRateLimiter:
     """A :class:`~smsgate.RateLimiter` whose budget lives in Redis, shared by processes.
@@ -103,6 +117,7 @@ class RedisRateLimiter:
         self._redis = redis
         self._keys = [f"smsgate:rate:{key}:tat", f"smsgate:rate:{key}:pause"]
         self._script = redis.register_script(_SCRIPT)
+        self._pause = redis.register_script(_PAUSE)
         self._sleep: Callable[[float], Awaitable[object]] = sleep or anyio.sleep
         self._pending_pause: float | None = None
 
@@ -162,8 +177,4 @@ class RedisRateLimiter:
         delay, self._pending_pause = self._pending_pause, None
         if not delay:
             return
-        seconds, micros = await self._redis.time()
-        until = float(seconds) + float(micros) / 1_000_000 + delay
-        current = await self._redis.get(self._keys[1])
-        if current is None or float(current) < until:
-            await self._redis.set(self._keys[1], f"{until:.6f}", px=math.ceil(delay * 1000) + 1000)
+        await self._pause(keys=[self._keys[1]], args=[f"{delay:.6f}"])

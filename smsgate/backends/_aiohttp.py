@@ -1,10 +1,11 @@
-"""An httpx transport over aiohttp's connection pool: smsgate's default under asyncio.
+"""The transport over aiohttp's connection pool: smsgate's default under asyncio.
 
 Why it exists (measured in ``benchmarks/transports.py``, table in ``benchmarks/README.md``):
 httpx's own pool (httpcore) gets slower as concurrency grows (encode/httpx#3215), and a
-bulk sender runs at high concurrency by design. Keeping httpx as the API and swapping only
-the transport keeps what users rely on (their own ``AsyncClient``, ``MockTransport``,
-respx) while smsgate's own sockets are aiohttp's.
+bulk sender runs at high concurrency by design. Users keep httpx as the API (their own
+``AsyncClient``, ``MockTransport``, respx: pass ``http_client=``), while a gateway's own
+sockets are aiohttp's. It implements ``_transport.Transport`` directly, without httpx's
+client layer (which costs about as much CPU per request as aiohttp itself).
 
 Why not the ``httpx-aiohttp`` package (0.2.0): its exception table maps
 ``aiohttp.ClientConnectionError`` to ``httpx.ConnectTimeout``, so a server that read the
@@ -12,9 +13,7 @@ request and hung up before answering (``ServerDisconnectedError``) comes out as 
 timeout. smsgate reads that as "never sent, safe to retry", which would turn a possibly
 delivered SMS into a resend (checked against a real socket server). This module maps by
 *phase*: only failures that happen before a byte of the request can have left become
-connect errors. It also offers :meth:`AiohttpTransport.send_direct`, the path smsgate's
-own client takes, which skips httpx's client layer (about as much CPU per request as
-aiohttp itself).
+connect errors.
 
 Timeouts (``httpx.Timeout``, per request) map onto aiohttp's:
 
@@ -26,25 +25,19 @@ Timeouts (``httpx.Timeout``, per request) map onto aiohttp's:
 * ``write`` has no aiohttp counterpart; the bodies smsgate sends are a few KiB and are
   handed to the kernel at once, after which the read timeout runs.
 
-Only used when an asyncio loop is running, aiohttp is installed, and no proxy is set in
-the environment (``HTTP(S)_PROXY``/``ALL_PROXY``: httpx's own transport honours those, with
-``NO_PROXY``, as httpx users expect).
+The HTTP base chooses it (``transport="auto"`` under asyncio, or ``"aiohttp"``); it never
+imports the base.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import ssl
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
-from urllib.parse import quote_plus
+from collections.abc import Mapping
 
 import aiohttp
 import httpx
 
-from .._constants import EXCERPT_CHARS, MAX_RESPONSE_BYTES
-from ._http import HttpAnswer, _ResponseTooLarge
+from ._transport import HEAD_BYTES, HttpAnswer, ResponseTooLarge
 
 __all__ = ["AiohttpTransport"]
 
@@ -52,79 +45,65 @@ _CHUNK = 64 * 1024
 _TimeoutKey = tuple[float | None, float | None, float | None, float | None]
 
 
-def _translate(
-    exc: aiohttp.ClientError, request: httpx.Request | None, *, reading: bool
-) -> httpx.TransportError:
+def _translate(exc: aiohttp.ClientError, *, reading: bool) -> httpx.TransportError:
     """The httpx error that says what happened to the request (see the module docstring).
 
     A function called from ``except`` clauses rather than a context manager: it is on the
     path of every failed request only, and costs nothing on the others.
 
     Args:
-        exc: What aiohttp raised.
-        request: Attached to the httpx error, as httpx's own transports do (``None`` on
-            the direct path, which has no ``httpx.Request``).
+        exc: What aiohttp raised (its text may quote the URL; the base scrubs it).
         reading: The request is known to have gone out (the answer is being read).
     """
     message = str(exc) or type(exc).__name__
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         # aiohttp's ``connect`` budget: waiting for a pooled connection or opening one.
-        return httpx.ConnectTimeout(message, request=request)
+        return httpx.ConnectTimeout(message)
     if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ServerFingerprintMismatch):
         # Refused, unreachable, DNS, TLS handshake or certificate: nothing was written.
-        return httpx.ConnectError(message, request=request)
+        return httpx.ConnectError(message)
     if isinstance(exc, aiohttp.ServerTimeoutError):
         # ``SocketTimeoutError`` (and any other timeout but the connect one): the request
         # went out and the answer did not come in time.
-        return httpx.ReadTimeout(message, request=request)
+        return httpx.ReadTimeout(message)
     if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
         # The server closed the connection before a complete answer. It may have acted on
         # the request first, even on a reused keep-alive connection: never "not sent".
-        return httpx.RemoteProtocolError(message, request=request)
+        return httpx.RemoteProtocolError(message)
     if isinstance(exc, aiohttp.NonHttpUrlClientError | aiohttp.InvalidURL):
-        return httpx.UnsupportedProtocol(message, request=request)
+        return httpx.UnsupportedProtocol(message)
     if isinstance(exc, aiohttp.ClientOSError | aiohttp.ClientConnectionError):
         # A reset or another socket error after the connection was made.
         error = httpx.ReadError if reading else httpx.WriteError
-        return error(message, request=request)
+        return error(message)
     # ClientResponseError (a status line or headers aiohttp could not parse: the server
     # did answer) and anything newer: the request may have been acted on.
-    return httpx.RemoteProtocolError(message, request=request)
+    return httpx.RemoteProtocolError(message)
 
 
-class _Body(httpx.AsyncByteStream):
-    """The answer's body, read from aiohttp as it arrives."""
-
-    def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
-        self._response = response
-        self._request = request
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._response.content.iter_chunked(_CHUNK):
-                yield chunk
-        except aiohttp.ClientError as exc:
-            raise _translate(exc, self._request, reading=True) from exc
-
-    async def aclose(self) -> None:
-        # A fully read body returns the connection to the pool; a partly read one closes it.
-        self._response.release()
-
-
-class AiohttpTransport(httpx.AsyncBaseTransport):
-    """An ``httpx.AsyncBaseTransport`` that sends through one ``aiohttp.ClientSession``.
+class AiohttpTransport:
+    """A :class:`~smsgate.backends._transport.Transport` over one ``aiohttp.ClientSession``.
 
     The session is created on the first request, inside the running asyncio loop, and is
-    bound to that loop. HTTP/1.1 only.
+    bound to that loop. HTTP/1.1 only. No cookies, no redirects, no ``Accept-Encoding``
+    (provider answers are tiny; a compressed answer is still decoded, and counted against
+    the cap after decoding).
 
     Args:
-        limits: ``max_connections`` caps the pool (``None``: unlimited);
-            ``keepalive_expiry`` is how long an idle connection is kept.
+        max_connections: Caps the pool (``None``: unlimited).
+        keepalive_expiry: How long an idle connection is kept, seconds.
         verify: ``True`` (httpx's default CA bundle), ``False``, or an ``ssl.SSLContext``.
     """
 
-    def __init__(self, *, limits: httpx.Limits, verify: ssl.SSLContext | bool = True) -> None:
-        self._limits = limits
+    def __init__(
+        self,
+        *,
+        max_connections: int | None,
+        keepalive_expiry: float | None = 5.0,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
+        self._max_connections = max_connections
+        self._keepalive = keepalive_expiry
         self._verify = verify
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[_TimeoutKey, aiohttp.ClientTimeout] = {}
@@ -143,28 +122,21 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         else:
             ssl_context = False
         connector = aiohttp.TCPConnector(
-            limit=self._limits.max_connections or 0,
+            limit=self._max_connections or 0,
             limit_per_host=0,
-            keepalive_timeout=self._limits.keepalive_expiry or 0.0,
+            keepalive_timeout=self._keepalive or 0.0,
             ssl=ssl_context,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
-            # httpx decodes Content-Encoding itself (and reports DecodingError); cookies,
-            # redirects and headers are the httpx client's business, not the transport's.
-            auto_decompress=False,
             cookie_jar=aiohttp.DummyCookieJar(),
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
             timeout=aiohttp.ClientTimeout(total=None),
         )
         return self._session
 
-    def _client_timeout(self, timeout: Any) -> aiohttp.ClientTimeout:
-        if isinstance(timeout, httpx.Timeout):
-            key: _TimeoutKey = (timeout.connect, timeout.read, timeout.write, timeout.pool)
-        else:
-            get = timeout.get if isinstance(timeout, dict) else {}.get
-            key = (get("connect"), get("read"), get("write"), get("pool"))
+    def _client_timeout(self, timeout: httpx.Timeout) -> aiohttp.ClientTimeout:
+        key: _TimeoutKey = (timeout.connect, timeout.read, timeout.write, timeout.pool)
         cached = self._timeouts.get(key)
         if cached is None:
             connect, read, _write, pool = key
@@ -176,99 +148,39 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 self._timeouts[key] = cached
         return cached
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Send one request and return the answer with its body still to be read."""
-        session = self._session or self._open()
-        try:
-            body: bytes | None = request.content
-        except httpx.RequestNotRead:
-            body = await request.aread()
-        headers = [
-            (name.decode("latin-1"), value.decode("latin-1"))
-            for name, value in request.headers.raw
-            # aiohttp frames the body itself.
-            if name.lower() != b"transfer-encoding"
-        ]
-        try:
-            response = await session.request(
-                request.method,
-                str(request.url),
-                headers=headers,
-                data=body or None,
-                allow_redirects=False,
-                timeout=self._client_timeout(request.extensions.get("timeout")),
-            )
-        except aiohttp.ClientError as exc:
-            raise _translate(exc, request, reading=False) from exc
-        extensions: dict[str, Any] = {
-            "http_version": f"HTTP/{response.version.major}.{response.version.minor}".encode()
-            if response.version
-            else b"HTTP/1.1",
-        }
-        if response.reason:
-            extensions["reason_phrase"] = response.reason.encode("latin-1", "replace")
-        return httpx.Response(
-            status_code=response.status,
-            headers=list(response.raw_headers),
-            stream=_Body(response, request),
-            request=request,
-            extensions=extensions,
-        )
-
-    async def send_direct(
+    async def send(
         self,
         method: str,
         url: str,
         *,
-        data: Mapping[str, str] | None,
-        params: Mapping[str, str] | None,
-        json_body: Any,
+        body: bytes | None,
         headers: Mapping[str, str],
         timeouts: httpx.Timeout,
+        max_bytes: int,
     ) -> HttpAnswer:
-        """Make one request without httpx's client layer and read the whole answer.
-
-        The request is the one ``httpx.AsyncClient.build_request`` would make from the
-        same arguments (a urlencoded form or compact UTF-8 JSON, the query merged into the
-        URL). No cookies, no redirects, no Accept-Encoding (provider answers are tiny).
-        Errors are the same httpx exceptions :meth:`handle_async_request` raises.
+        """Send one request and read the whole answer (see ``_transport.Transport``).
 
         Raises:
-            httpx.TransportError: Mapped as in the module docstring.
+            httpx.TransportError: Mapped by phase, as in the module docstring.
+            ResponseTooLarge: More than ``max_bytes`` in the answer.
             RuntimeError: After :meth:`aclose`.
         """
         session = self._session or self._open()
-        request_headers = dict(headers)
-        body: bytes | None = None
-        if data is not None:
-            body = _encode_form(data)
-            request_headers["Content-Type"] = "application/x-www-form-urlencoded"
-        elif json_body is not None:
-            # The same bytes httpx sends for json=...
-            body = json.dumps(
-                json_body, ensure_ascii=False, separators=(",", ":"), allow_nan=False
-            ).encode("utf-8")
-            request_headers["Content-Type"] = "application/json"
-        if params:
-            url = str(httpx.URL(url, params=params))
         try:
             response = await session.request(
                 method,
                 url,
-                headers=request_headers,
+                headers=headers,
                 data=body,
                 allow_redirects=False,
-                # We ask for no encoding; should a server compress anyway, decode it here
-                # (httpx's layer, which would do it, is not in this path).
-                auto_decompress=True,
                 timeout=self._client_timeout(timeouts),
             )
         except aiohttp.ClientError as exc:
-            raise _translate(exc, None, reading=False) from exc
+            raise _translate(exc, reading=False) from None
         try:
-            content = await _read_capped(response)
+            content = await _read_capped(response, max_bytes)
         except aiohttp.ClientError as exc:
-            raise _translate(exc, None, reading=True) from exc
+            raise _translate(exc, reading=True) from None
         finally:
             response.release()
         # Lower-case names, as ``dict(httpx.Headers)`` gives; repeated headers joined.
@@ -289,27 +201,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             await session.close()
 
 
-@functools.lru_cache(maxsize=512)
-def _quote(value: str) -> str:
-    # Field names, the user name, the password, the op and the sender line repeat on
-    # every request, and so does the text of a campaign: encode each once.
-    return quote_plus(value)
-
-
-def _encode_form(data: Mapping[str, Any]) -> bytes:
-    """``urlencode(data)``, the bytes httpx sends for ``data=``, with repeated values cached."""
-    pairs = []
-    for key, value in data.items():
-        text = value if isinstance(value, str) else str(value)
-        pairs.append(f"{_quote(key)}={_quote(text) if len(text) <= 512 else quote_plus(text)}")
-    return "&".join(pairs).encode("ascii")
-
-
-async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
-    """The whole body, refusing more than ``MAX_RESPONSE_BYTES`` (as ``_http`` does)."""
+async def _read_capped(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+    """The whole body, refusing more than ``max_bytes``."""
     declared = response.content_length
-    if declared is not None and declared > MAX_RESPONSE_BYTES:
-        raise _ResponseTooLarge(b"")
+    if declared is not None and declared > max_bytes:
+        raise ResponseTooLarge(b"")
     if declared is not None and "Content-Encoding" not in response.headers:
         # The declared length bounds the read. A compressed answer is counted after
         # decoding below: a 40 KB gzip body may inflate to gigabytes.
@@ -319,6 +215,6 @@ async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
     async for chunk in response.content.iter_chunked(_CHUNK):
         size += len(chunk)
         chunks.append(chunk)
-        if size > MAX_RESPONSE_BYTES:
-            raise _ResponseTooLarge(b"".join(chunks)[:EXCERPT_CHARS])
+        if size > max_bytes:
+            raise ResponseTooLarge(b"".join(chunks)[:HEAD_BYTES])
     return b"".join(chunks)

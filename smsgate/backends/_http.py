@@ -1,8 +1,8 @@
 """The private HTTP base every provider backend builds on.
 
-It owns (or borrows) one ``httpx.AsyncClient``, has a one-way lifecycle (unopened ->
-opened -> closed), closes idempotently under a shielded cancel scope, and is **the one
-place where httpx errors become smsgate errors**:
+It chooses (or borrows) one transport (``_transport.Transport``), has a one-way lifecycle
+(unopened -> opened -> closed), closes idempotently under a shielded cancel scope, and is
+**the one place where transport errors become smsgate errors**:
 
 * the request certainly never left: connect refused or timed out, no pooled connection
   -> :class:`~smsgate.NotSentError` (safe to retry, safe to fall back);
@@ -11,30 +11,39 @@ place where httpx errors become smsgate errors**:
 * the answer could not be read -> :class:`~smsgate.ProtocolError` with the HTTP status and
   a short excerpt from which every credential has been removed.
 
-No ``httpx`` exception reaches a caller, and no credential reaches a message: backends
-register their secrets and every text built here is scrubbed.
+No ``httpx`` or ``aiohttp`` exception reaches a caller, none is chained to what does (no
+``__cause__``, no ``__context__``: they hold the request, its body and URL), and no
+credential reaches a message: every text built here goes through the gateway's
+:class:`~smsgate._redact.Redactor`, scrubbed before it is cut.
+
+Which transport (``transport=``):
+
+* ``"auto"`` (default): the ``http_client`` when one is given; else aiohttp's pool under
+  asyncio (httpx's own when aiohttp is missing or a proxy is set in the environment);
+  else (trio) an httpx client whose pool is sized to ``max_connections``
+  (``benchmarks/README.md`` has the measurements).
+* ``"httpx"``: an ``httpx.AsyncClient`` of our own (what ``respx.mock`` patches).
+* ``"aiohttp"``: aiohttp's pool; asyncio only.
 """
 
 from __future__ import annotations
 
-import codecs
-import contextlib
 import email.utils
 import enum
 import json
+import math
 import re
-import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any, Protocol, Self
-from urllib.parse import quote, quote_plus
+from typing import Any, Self
+from urllib.parse import urlencode
 
 import anyio
-import attrs
 import httpx
 
+from .. import _telemetry
 from .._constants import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
@@ -45,6 +54,7 @@ from .._constants import (
     MAX_RESPONSE_BYTES,
     MAX_RETRY_AFTER,
 )
+from .._redact import LOG_FILTER, Redactor, install_log_filter
 from .._version import __version__
 from ..exceptions import (
     ConfigurationError,
@@ -53,9 +63,19 @@ from ..exceptions import (
     ProtocolError,
     ProviderUnavailableError,
     RateLimitedError,
+    SmsGateError,
 )
+from ._httpx_transport import HttpxTransport
+from ._transport import HttpAnswer, ResponseTooLarge, Transport, TransportName
 
-__all__ = ["DEFAULT_TIMEOUT", "HttpAnswer", "HttpGateway", "Scrubber"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "HttpAnswer",
+    "HttpGateway",
+    "Scrubber",
+    "Transport",
+    "TransportName",
+]
 
 DEFAULT_TIMEOUT = httpx.Timeout(
     connect=DEFAULT_CONNECT_TIMEOUT,
@@ -64,80 +84,23 @@ DEFAULT_TIMEOUT = httpx.Timeout(
     pool=DEFAULT_POOL_TIMEOUT,
 )
 USER_AGENT = f"smsgate/{__version__}"
+#: The most connections a gateway may be asked to keep (far beyond any provider's limit).
+MAX_CONNECTIONS = 10_000
+#: The longest timeout accepted, seconds (a day: anything longer is a mistake).
+MAX_TIMEOUT = 86_400.0
+_TRANSPORTS: tuple[TransportName, ...] = ("auto", "aiohttp", "httpx")
+
+#: The old name of :class:`~smsgate._redact.Redactor` (``Scrubber.of(secrets)``).
+Scrubber = Redactor
 
 
 class _State(enum.Enum):
-    # No client yet: the constructor does no I/O and may run outside an event loop.
+    # No transport yet: the constructor does no I/O and may run outside an event loop.
     UNOPENED = 1
-    # A client exists (ours, created on first use, or the caller's).
+    # A transport exists (ours, created on first use, or over the caller's client).
     OPENED = 2
     # aclose() ran: every further request raises RuntimeError; there is no reopening.
     CLOSED = 3
-
-
-@attrs.frozen
-class Scrubber:
-    """Removes known secrets, in every encoding they may travel in, from a text."""
-
-    secrets: tuple[str, ...]
-
-    @classmethod
-    def of(cls, secrets: Iterable[str | None]) -> Scrubber:
-        forms: set[str] = set()
-        for secret in secrets:
-            if not secret:
-                continue
-            forms.update({secret, quote(secret, safe=""), quote(secret), quote_plus(secret)})
-            forms.add(json.dumps(secret)[1:-1])
-        # Longest first, so that an encoded form is not half-replaced by a shorter one.
-        return cls(tuple(sorted(forms, key=len, reverse=True)))
-
-    def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, "***")
-        # Any other spelling a client library may re-encode a query-string password into.
-        return _QUERY_SECRET.sub(r"\1=***", text)
-
-
-_QUERY_SECRET = re.compile(r"(?i)\b(pass(?:word)?|pwd)=[^&\s\"']*")
-_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
-
-
-def _safe_cause(exc: BaseException, scrub: Scrubber) -> BaseException | None:
-    """``exc`` to chain as the cause, or ``None`` when its text (or its own cause's) would
-    show a secret in a printed traceback."""
-    chain: BaseException | None = exc
-    for _ in range(16):  # a chain is short; the bound guards against a cycle
-        if chain is None:
-            break
-        text = str(chain)
-        if scrub(text) != text:
-            return None
-        chain = chain.__cause__ or chain.__context__
-    return exc
-
-
-def _describe(exc: BaseException, scrub: Scrubber) -> str:
-    """A transport error's class and text, with every URL and known secret removed."""
-    text = _URL.sub("<url>", str(exc))
-    return f"{type(exc).__name__}: {scrub(text)}" if text else type(exc).__name__
-
-
-@attrs.frozen(kw_only=True)
-class HttpAnswer:
-    """A provider's HTTP answer, fully read."""
-
-    status_code: int
-    content: bytes = attrs.field(repr=False)
-    headers: Mapping[str, str] = attrs.field(repr=False, factory=dict)
-
-    def text(self) -> str:
-        """The body as text: UTF-8, with a byte-order mark removed."""
-        body = self.content
-        if body.startswith(codecs.BOM_UTF8):
-            body = body[len(codecs.BOM_UTF8) :]
-        return body.decode("utf-8", errors="replace").strip()
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -158,20 +121,65 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, min(seconds, MAX_RETRY_AFTER))
 
 
+def check_seconds(value: object, name: str) -> float:
+    """A finite, positive number of seconds (at most a day), else ``ConfigurationError``.
+
+    ``0`` is refused: aiohttp reads it as "no timeout", and a send would wait forever.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(f"{name} must be a number of seconds, not {value!r}")
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds <= 0 or seconds > MAX_TIMEOUT:
+        raise ConfigurationError(
+            f"{name} must be more than 0 and at most {MAX_TIMEOUT:g} seconds, not {value!r}"
+        )
+    return seconds
+
+
+def check_count(value: object, name: str, *, minimum: int = 1, maximum: int) -> int:
+    """An ``int`` in ``[minimum, maximum]``, else ``ConfigurationError``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigurationError(f"{name} must be an int, not {value!r}")
+    if not minimum <= value <= maximum:
+        raise ConfigurationError(f"{name} must be between {minimum} and {maximum}, not {value}")
+    return value
+
+
+def _check_timeout(timeout: object) -> httpx.Timeout:
+    if timeout is None:
+        return DEFAULT_TIMEOUT
+    if isinstance(timeout, httpx.Timeout):
+        # Every I/O has a timeout: a None part (httpx's "wait forever") is refused too.
+        return httpx.Timeout(
+            connect=check_seconds(timeout.connect, "timeout.connect"),
+            read=check_seconds(timeout.read, "timeout.read"),
+            write=check_seconds(timeout.write, "timeout.write"),
+            pool=check_seconds(timeout.pool, "timeout.pool"),
+        )
+    return httpx.Timeout(check_seconds(timeout, "timeout"))
+
+
 class HttpGateway:
-    """Shared plumbing for HTTP backends: client ownership, lifecycle, error mapping.
+    """Shared plumbing for HTTP backends: transport choice, lifecycle, error mapping.
 
     Subclasses set ``name`` and call :meth:`_request`; they parse the answer themselves.
 
     Args:
         base_url: The provider's origin, e.g. ``https://ippanel.com``.
         http_client: An ``httpx.AsyncClient`` to use instead of our own. It is borrowed:
-            never closed here, and its own transport, proxies and limits apply.
-        timeout: Per-request timeouts (seconds, or an ``httpx.Timeout``).
-        max_connections: Connections our own client keeps; ignored with ``http_client``.
+            never closed here, and its own transport, proxies and limits apply. respx and
+            ``httpx.MockTransport`` see requests through it.
+        timeout: Per-request timeouts (seconds, or an ``httpx.Timeout`` with every part
+            set): finite and more than 0.
+        max_connections: Connections our own transport keeps (1 to 10,000); ignored with
+            ``http_client``.
         secrets: Strings that must never appear in an error or log (the password).
         allow_insecure_http: Permit an ``http://`` base URL, which sends the password in
             clear text over the network; loopback addresses are always permitted.
+        transport: ``"auto"``, ``"aiohttp"`` or ``"httpx"`` (module docstring).
+
+    Raises:
+        ConfigurationError: A bad URL, timeout, limit or transport choice.
     """
 
     name: str = "http"
@@ -185,28 +193,27 @@ class HttpGateway:
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         secrets: Iterable[str | None] = (),
         allow_insecure_http: bool = False,
+        transport: TransportName = "auto",
     ) -> None:
         self._base_url = _check_base_url(base_url, allow_insecure_http=allow_insecure_http)
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
             raise ConfigurationError("http_client must be an httpx.AsyncClient")
-        if max_connections < 1:
-            raise ConfigurationError("max_connections must be at least 1")
-        self._timeout = (
-            DEFAULT_TIMEOUT
-            if timeout is None
-            else timeout
-            if isinstance(timeout, httpx.Timeout)
-            else httpx.Timeout(timeout)
+        if transport not in _TRANSPORTS:
+            raise ConfigurationError(f"transport must be one of {', '.join(_TRANSPORTS)}")
+        if http_client is not None and transport == "aiohttp":
+            raise ConfigurationError('transport="aiohttp" cannot use a given http_client')
+        self._max_connections = check_count(
+            max_connections, "max_connections", maximum=MAX_CONNECTIONS
         )
-        self._max_connections = max_connections
-        self._client = http_client
-        self._owns_client = http_client is None
-        self._state = _State.UNOPENED if http_client is None else _State.OPENED
-        self._scrub = Scrubber.of(secrets)
+        self._timeout = _check_timeout(timeout)
+        self._transport_choice: TransportName = transport
+        self._transport: Transport | None = (
+            None if http_client is None else HttpxTransport(http_client, owned=False)
+        )
+        self._state = _State.UNOPENED
+        #: The one redactor of this gateway's secrets (errors, excerpts, log records).
+        self._scrub = Redactor(secrets)
         self._requests = 0
-        # Set when our own client's transport can also take a request directly (see
-        # _default_transport); a borrowed client always goes through httpx.
-        self._direct: _DirectSend | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -225,9 +232,15 @@ class HttpGateway:
         """Whether :meth:`aclose` has run."""
         return self._state is _State.CLOSED
 
+    @property
+    def transport_name(self) -> str:
+        """The transport in use: ``"aiohttp"`` or ``"httpx"`` (``"auto"`` before the first use)."""
+        transport = self._transport
+        if transport is None:
+            return self._transport_choice
+        return "httpx" if isinstance(transport, HttpxTransport) else "aiohttp"
+
     async def __aenter__(self) -> Self:
-        if self._state is _State.CLOSED:
-            raise RuntimeError(f"this {type(self).__name__} is closed; create a new one")
         self._ensure_client()
         return self
 
@@ -244,33 +257,47 @@ class HttpGateway:
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
-        client, self._client = self._client, None
-        if client is not None and self._owns_client:
+        transport, self._transport = self._transport, None
+        if transport is not None:
             # Shielded: a cancelled caller must still leave no open sockets behind.
             with anyio.CancelScope(shield=True):
-                await client.aclose()
+                await transport.aclose()
 
-    def _ensure_client(self) -> httpx.AsyncClient:
+    def _ensure_client(self) -> Transport:
+        """The transport, opened on first use (inside the running event loop)."""
         if self._state is _State.CLOSED:
             raise RuntimeError(f"this {type(self).__name__} is closed; create a new one")
-        if self._client is None:
-            self._client = self._make_client()
+        transport = self._transport
+        if transport is None:
+            transport = self._transport = self._make_transport()
+        if self._state is _State.UNOPENED:
             self._state = _State.OPENED
-        return self._client
+            LOG_FILTER.register(self._scrub)
+            install_log_filter()
+        return transport
 
-    def _make_client(self) -> httpx.AsyncClient:
+    def _make_transport(self) -> Transport:
+        """Our own transport, as ``transport=`` and the running event loop choose."""
+        choice = self._transport_choice
+        library = _running_async_library()
+        if choice == "aiohttp" and library != "asyncio":
+            raise ConfigurationError(f'transport="aiohttp" needs asyncio, not {library}')
+        if choice == "aiohttp" or (
+            choice == "auto" and library == "asyncio" and not _proxy_in_environment()
+        ):
+            try:
+                from ._aiohttp import AiohttpTransport
+            except ImportError:  # aiohttp missing (a trimmed install)
+                if choice == "aiohttp":
+                    raise ConfigurationError('transport="aiohttp" needs aiohttp') from None
+            else:
+                return AiohttpTransport(max_connections=self._max_connections)
         limits = httpx.Limits(
             max_connections=self._max_connections,
             max_keepalive_connections=self._max_connections,
         )
-        transport = _default_transport(limits)
-        self._direct = getattr(transport, "send_direct", None)
-        return httpx.AsyncClient(
-            timeout=self._timeout,
-            limits=limits,
-            follow_redirects=False,
-            transport=transport,
-        )
+        client = httpx.AsyncClient(timeout=self._timeout, limits=limits, follow_redirects=False)
+        return HttpxTransport(client, owned=True)
 
     # -- requests ----------------------------------------------------------------------
 
@@ -283,58 +310,104 @@ class HttpGateway:
         params: Mapping[str, str] | None = None,
         json_body: Any = None,
         idempotent: bool = False,
+        operation: str | None = None,
+        recipients: int = 0,
+        parts: int = 0,
+        attempt: int = 1,
     ) -> HttpAnswer:
         """Make one request and read the whole answer, mapping every failure.
 
         Args:
             idempotent: The request changes nothing at the provider (a query). Its
                 timeouts are then ``retryable`` and not ``maybe_sent``.
+            operation, recipients, parts, attempt: What :func:`smsgate._telemetry.request`
+                reports about this request (``operation`` defaults to the path).
 
         Raises:
             NotSentError, OutcomeUnknownError, ProtocolError, ProviderUnavailableError,
             RateLimitedError.
         """
-        client = self._ensure_client()
+        transport = self._ensure_client()
         url = self._base_url + path
+        if params:
+            url = str(httpx.URL(url, params=params))
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        body: bytes | None = None
+        if data is not None:
+            # The bytes httpx sends for ``data=``; nothing is cached (a cache would keep
+            # the password and the campaign's texts for the life of the process).
+            body = urlencode(data).encode("ascii")
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        elif json_body is not None:
+            # The bytes httpx sends for ``json=``.
+            body = json.dumps(
+                json_body, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            ).encode("utf-8")
+            headers["Content-Type"] = "application/json"
         self._requests += 1
-        if self._direct is not None:
-            # Our own aiohttp transport without httpx's client layer, which costs about as
-            # much CPU per request as the transport itself (benchmarks/README.md). It
-            # raises the same httpx errors, mapped below like any other.
-            async with self._mapped_errors(idempotent=idempotent):
-                answer = await self._direct(
+        error: SmsGateError | None = None
+        with _telemetry.request(
+            self.name,
+            operation or path,
+            recipients=recipients,
+            parts=parts,
+            attempt=attempt,
+        ):
+            try:
+                answer = await transport.send(
                     method,
                     url,
-                    data=data,
-                    params=params,
-                    json_body=json_body,
+                    body=body,
                     headers=headers,
                     timeouts=self._timeout,
+                    max_bytes=MAX_RESPONSE_BYTES,
                 )
+            except (httpx.HTTPError, ResponseTooLarge, OSError) as exc:
+                error = self._map_error(exc, idempotent=idempotent)
+            if error is not None:
+                # Raised outside the ``except`` block: the transport's error (which may
+                # hold the request, its body and URL) is neither __cause__ nor __context__.
+                raise error from None
             self._check_status(answer, idempotent=idempotent)
-            return answer
-        async with self._mapped_errors(idempotent=idempotent):
-            request = client.build_request(
-                method,
-                url,
-                data=data,
-                params=params,
-                json=json_body,
-                headers=headers,
-                timeout=self._timeout,
-            )
-            request.stream = _Body(request.content)
-            response = await client.send(request, stream=True, follow_redirects=False)
-            try:
-                body = await _read_capped(response)
-            finally:
-                await response.aclose()
-        answer = HttpAnswer(
-            status_code=response.status_code, content=body, headers=dict(response.headers)
-        )
-        self._check_status(answer, idempotent=idempotent)
         return answer
+
+    def _map_error(self, exc: BaseException, *, idempotent: bool) -> SmsGateError:
+        """THE classification of a transport failure (see the module docstring)."""
+        name = self.name
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+            return NotSentError(f"could not reach {name}: {self._describe(exc)}")
+        if isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError | httpx.ProxyError):
+            return NotSentError(f"the request to {name} could not be made: {self._describe(exc)}")
+        if isinstance(exc, httpx.DecodingError):
+            return ProtocolError(
+                f"the answer from {name} could not be decoded", maybe_sent=not idempotent
+            )
+        if isinstance(exc, ResponseTooLarge):
+            return ProtocolError(
+                f"the answer from {name} is larger than {MAX_RESPONSE_BYTES} bytes",
+                excerpt=self._scrub.excerpt(exc.head.decode("utf-8", "replace"), EXCERPT_CHARS),
+                maybe_sent=not idempotent,
+            )
+        if isinstance(exc, ConnectionRefusedError):  # transports that let OSError through
+            return NotSentError(f"could not reach {name}: connection refused")
+        if isinstance(exc, OSError):
+            return OutcomeUnknownError(
+                f"the connection to {name} failed: {type(exc).__name__}",
+                maybe_sent=not idempotent,
+                retryable=idempotent,
+            )
+        # Read/write timeouts, dropped connections, a server that closed mid-answer: the
+        # request may have been processed.
+        return OutcomeUnknownError(
+            f"no answer from {name} after the request went out: {self._describe(exc)}",
+            maybe_sent=not idempotent,
+            retryable=idempotent,
+        )
+
+    def _describe(self, exc: BaseException) -> str:
+        """A transport error's class and text, with every URL and known secret removed."""
+        text = self._scrub.excerpt(_URL.sub("<url>", str(exc)), EXCERPT_CHARS)
+        return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
     def _check_status(self, answer: HttpAnswer, *, idempotent: bool) -> None:
         status = answer.status_code
@@ -369,7 +442,8 @@ class HttpGateway:
         )
 
     def _excerpt(self, answer: HttpAnswer) -> str:
-        return self._scrub(answer.text()[:EXCERPT_CHARS])
+        # Scrub first, cut after: a password straddling the cut must not leave its prefix.
+        return self._scrub.excerpt(answer.text(), EXCERPT_CHARS)
 
     def _protocol_error(
         self, message: str, answer: HttpAnswer, *, idempotent: bool = False
@@ -395,112 +469,6 @@ class HttpGateway:
             f"{self.name} answered with something that is not JSON", answer, idempotent=idempotent
         )
 
-    @contextlib.asynccontextmanager
-    async def _mapped_errors(self, *, idempotent: bool) -> AsyncIterator[None]:
-        try:
-            yield
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise NotSentError(
-                f"could not reach {self.name}: {_describe(exc, self._scrub)}"
-            ) from _safe_cause(exc, self._scrub)
-        except (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.ProxyError) as exc:
-            raise NotSentError(
-                f"the request to {self.name} could not be made: {type(exc).__name__}"
-            ) from _safe_cause(exc, self._scrub)
-        except httpx.DecodingError as exc:
-            raise ProtocolError(
-                f"the answer from {self.name} could not be decoded", maybe_sent=not idempotent
-            ) from _safe_cause(exc, self._scrub)
-        except httpx.HTTPError as exc:
-            # Read/write timeouts, dropped connections, a server that closed mid-answer:
-            # the request may have been processed.
-            raise OutcomeUnknownError(
-                f"no answer from {self.name} after the request went out: "
-                f"{_describe(exc, self._scrub)}",
-                maybe_sent=not idempotent,
-                retryable=idempotent,
-            ) from _safe_cause(exc, self._scrub)
-        except _ResponseTooLarge as exc:
-            raise ProtocolError(
-                f"the answer from {self.name} is larger than {MAX_RESPONSE_BYTES} bytes",
-                excerpt=self._scrub(exc.head.decode("utf-8", "replace")[:EXCERPT_CHARS]),
-                maybe_sent=not idempotent,
-            ) from None
-        except ConnectionRefusedError as exc:  # transports that let OSError through
-            raise NotSentError(f"could not reach {self.name}: connection refused") from _safe_cause(
-                exc, self._scrub
-            )
-        except OSError as exc:
-            raise OutcomeUnknownError(
-                f"the connection to {self.name} failed: {type(exc).__name__}",
-                maybe_sent=not idempotent,
-                retryable=idempotent,
-            ) from _safe_cause(exc, self._scrub)
-
-
-class _Body(httpx.AsyncByteStream, httpx.SyncByteStream):
-    """A request body that is not an async generator.
-
-    httpx's own ``ByteStream.__aiter__`` is one: a send cancelled while the body is being
-    written leaves it unfinished, and trio then spawns a task to close it after the
-    cancellation (encode/httpx#3686). A plain iterator leaves nothing behind.
-    """
-
-    def __init__(self, content: bytes) -> None:
-        self._content = content
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter((self._content,))
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return _OneChunk(self._content)
-
-
-class _OneChunk:
-    """An async iterator over one chunk (a class, not a generator: nothing to finalise)."""
-
-    __slots__ = ("_chunk",)
-
-    def __init__(self, chunk: bytes) -> None:
-        self._chunk: bytes | None = chunk
-
-    def __aiter__(self) -> _OneChunk:
-        return self
-
-    async def __anext__(self) -> bytes:
-        chunk, self._chunk = self._chunk, None
-        if chunk is None:
-            raise StopAsyncIteration
-        return chunk
-
-
-class _ResponseTooLarge(Exception):
-    def __init__(self, head: bytes) -> None:
-        super().__init__("response too large")
-        self.head = head
-
-
-async def _read_capped(response: httpx.Response) -> bytes:
-    declared = response.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
-        raise _ResponseTooLarge(b"")
-    chunks: list[bytes] = []
-    size = 0
-    # Stopping early must close httpx's body generator now, not when the
-    # garbage collector finds them (trio warns then).
-    body = response.aiter_bytes()
-    try:
-        async for chunk in body:
-            size += len(chunk)
-            chunks.append(chunk)
-            if size > MAX_RESPONSE_BYTES:
-                raise _ResponseTooLarge(b"".join(chunks)[:EXCERPT_CHARS])
-    finally:
-        close = getattr(body, "aclose", None)
-        if close is not None:
-            await close()
-    return b"".join(chunks)
-
 
 _LOOPBACK_HOSTS = ("127.", "localhost", "[::1]")
 
@@ -524,39 +492,7 @@ def _check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:
     return base_url.rstrip("/")
 
 
-class _DirectSend(Protocol):
-    """A transport's shortcut around httpx's client layer (``AiohttpTransport.send_direct``)."""
-
-    def __call__(
-        self,
-        method: str,
-        url: str,
-        *,
-        data: Mapping[str, str] | None,
-        params: Mapping[str, str] | None,
-        json_body: Any,
-        headers: Mapping[str, str],
-        timeouts: httpx.Timeout,
-    ) -> Awaitable[HttpAnswer]: ...
-
-
-def _default_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport | None:
-    """The transport our own client uses; ``None`` means httpx's default pool.
-
-    Chosen by measurement (``benchmarks/README.md``): under asyncio, an aiohttp pool behind
-    httpx's API is several times faster than httpcore's at the concurrency a bulk send
-    runs at. aiohttp is asyncio-only, so under trio (or anything else) httpx's own pool
-    stays; so it does while a proxy is configured in the environment or respx's global
-    mock is active. Called lazily, inside the running event loop, when the client is first
-    needed.
-    """
-    if _running_async_library() != "asyncio" or _respx_is_mocking() or _proxy_in_environment():
-        return None
-    try:
-        from ._aiohttp import AiohttpTransport
-    except ImportError:  # aiohttp missing (a trimmed install): httpx's pool still works
-        return None
-    return AiohttpTransport(limits=limits)
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 
 
 def _running_async_library() -> str | None:
@@ -576,15 +512,3 @@ def _proxy_in_environment() -> bool:
     # transport, exactly as users expect from httpx; keep it rather than re-implement that.
     proxies = urllib.request.getproxies()
     return any(proxies.get(scheme) for scheme in ("http", "https", "all"))
-
-
-def _respx_is_mocking() -> bool:
-    # respx's global mock (``with respx.mock:``) patches httpx's own transports. A user's
-    # test that relies on it must not see its requests escape through aiohttp: while any
-    # respx router is active, keep the transport respx intercepts.
-    respx_mocks = sys.modules.get("respx.mocks")
-    mocker = getattr(respx_mocks, "Mocker", None)
-    registry = getattr(mocker, "registry", None)
-    if not registry:
-        return False
-    return any(getattr(kind, "routers", None) for kind in registry.values())

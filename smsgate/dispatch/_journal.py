@@ -38,7 +38,10 @@ __all__ = [
     "JournalEntry",
     "JournalStatus",
     "MemoryJournal",
+    "check_job_id",
     "claimable",
+    "claimable_state",
+    "definite_refusals",
     "journal_key",
 ]
 
@@ -145,7 +148,39 @@ def claimable(entry: JournalEntry | None) -> bool:
     """
     if entry is None:
         return True
-    return entry.status == "failed" and not _maybe_sent_name(entry.error)
+    return claimable_state(entry.status, entry.error)
+
+
+def claimable_state(status: str, error: str | None) -> bool:
+    """:func:`claimable` for a row's stored ``status`` and ``error`` class name."""
+    return status == "failed" and not _maybe_sent_name(error)
+
+
+def definite_refusals() -> frozenset[str]:
+    """The error class names :func:`claimable` treats as "nothing went out".
+
+    Every :class:`~smsgate.SmsGateError` subclass known now (imported anywhere) whose
+    ``maybe_sent`` is false. A database journal passes this set to its claim statement,
+    so that the database applies exactly the rule :func:`claimable` applies in Python
+    (a ``failed`` row with no error class is claimable as well).
+    """
+    names: set[str] = set()
+    todo: list[type[_exceptions.SmsGateError]] = [_exceptions.SmsGateError]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if not _maybe_sent_name(cls.__name__):
+            names.add(cls.__name__)
+    return frozenset(names)
+
+
+def check_job_id(job_id: str) -> str:
+    """``job_id`` if it is a non-empty str; else ``TypeError`` / ``ValueError``."""
+    if not isinstance(job_id, str):
+        raise TypeError(f"job_id must be a str, not {type(job_id).__name__}")
+    if not job_id:
+        raise ValueError("job_id must not be empty")
+    return job_id
 
 
 def journal_key(recipient: str, text: str, sender: str | None) -> str:

@@ -1,7 +1,7 @@
 """The ippanel / Kapanel op-style half of the fake provider.
 
-Written from ``shared/protocols/ippanel.md`` (section numbers below are that page's), never
-from the client (STYLE R16): it imports nothing from ``smsgate.backends``. It serves
+Written from ``docs/protocols/ippanel.md`` (section names below are that page's headings),
+never from the client (STYLE R16): it imports nothing from ``smsgate.backends``. It serves
 
 * ``POST /services.jspd`` (endpoint A) and ``POST /api/select`` (endpoint B), every op of the
   seeds, parameters read from the query string, urlencoded and multipart forms (PHP-style
@@ -13,6 +13,14 @@ Answers follow §12.2.3: ``[0, "<bulk id>"]`` for sends, ``[0, "<rial>.0"]`` for
 ``[0, "<JSON string>"]`` for lists, an object for ``checkmessage``, ``null`` for the delivery
 of an unknown bulk, a bare integer for pattern sends on endpoints B and C, and
 ``[<code>, "<English text>"]`` for errors; always HTTP 200, ``application/json``.
+
+``FakeCore.profile`` makes it strict the way one document is (docs/protocols/ippanel.md,
+"The fake's profiles"): ``"ippanel-pdf"`` reads the bulk id only from ``uinqid``, knows only
+``joblist`` and answers ``delivery`` with the bare array the PDF prints; ``"kapanel"`` reads
+only ``Uniqid``, knows only ``Jobslist`` and prints delivery numbers with Persian digits as the
+Kapanel pages do. Both answer a wrong login on ``delivery`` with the English text alone, as
+the documents show it. ``"lenient"`` (and ``"negin-guide"``, which concerns the other half)
+accept every spelling.
 
 State lives in the shared :class:`~smsgate.testing.FakeCore` (account, credit, ids, ledger,
 clock) and here (lines, patterns, phonebooks, inbox, bulks with per-recipient delivery
@@ -35,7 +43,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .._phone import normalize_msisdn
+from .._phone import canonical_line, normalize_msisdn
 from .._segments import segments
 from ..exceptions import InvalidRecipientError
 from ._core import FakeCore, LedgerEntry
@@ -125,6 +133,19 @@ _PARAMS: dict[str, tuple[str, ...]] = {
     "access_id": ("access_id", "access-id"),
 }
 
+# What each strict profile reads (docs/protocols/ippanel.md, "The fake's profiles"): the one
+# spelling of the bulk-id field, matched exactly, and the one spelling of the jobs-list op.
+_BULK_FIELD: dict[str, str] = {"ippanel-pdf": "uinqid", "kapanel": "Uniqid"}
+_JOBS_OP: dict[str, str] = {"ippanel-pdf": "joblist", "kapanel": "jobslist"}
+_PERSIAN = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
+
+
+class RawText(str):
+    """An answer that is plain text, not JSON (the documents' bare login error)."""
+
+    __slots__ = ()
+
+
 _VARIABLE = re.compile(r"%\s*([^%\s]+)\s*%")
 _FINAL = frozenset({"delivered", "failed", "discarded"})
 
@@ -200,7 +221,15 @@ class _Params:
     """Request parameters, looked up case-insensitively through the aliases."""
 
     def __init__(self, raw: Mapping[str, Any]) -> None:
+        self._raw = {str(k): v for k, v in raw.items()}
         self._low = {str(k).lower(): v for k, v in raw.items()}
+
+    def exact(self, name: str) -> str:
+        """One field by its exact spelling (the strict profiles), as text."""
+        value = self._raw.get(name)
+        if value is None or isinstance(value, list | dict):
+            return ""
+        return str(value).strip()
 
     def get(self, name: str) -> Any:
         for alias in _PARAMS.get(name, (name,)):
@@ -366,15 +395,23 @@ class IppanelFake:
             endpoint: ``"services"``, ``"select"`` or ``"patterns"``.
         """
         params = _Params(raw)
+        profile = self.core.profile
         if endpoint == "patterns":
             op = "pattern"
         else:
-            op = _OPS.get(params.text("op").lower(), params.text("op").lower())
+            wire_op = params.text("op").lower()
+            op = _OPS.get(wire_op, wire_op)
+            if op == "jobslist" and wire_op != _JOBS_OP.get(profile, wire_op):
+                op = wire_op + " (not known to this panel)"  # one spelling only
         with self._lock:
             scripted = self._take_scripted(op)
             if scripted is not None:
                 return [scripted.code, scripted.text]
             if not self.core.check_login(params.text("uname"), params.text("pass")):
+                if op == "delivery" and profile in _BULK_FIELD:
+                    # All three documents print this text, with no code, as the error of
+                    # delivery (docs/protocols/ippanel.md, "delivery").
+                    return RawText(TEXTS[962])
                 return _error(962)
             handler = getattr(self, f"_op_{op}", None)
             if handler is None:
@@ -531,12 +568,21 @@ class IppanelFake:
         return [0, amount.replace(".", self.credit_mark)]
 
     def _op_delivery(self, p: _Params, endpoint: str) -> Any:
-        bulk = self._bulks.get(p.text("uinqid"))
+        profile = self.core.profile
+        field = _BULK_FIELD.get(profile)
+        bulk = self._bulks.get(p.text("uinqid") if field is None else p.exact(field))
         if bulk is None:
-            return None  # §2.3: the bare literal null
+            return None  # the bare literal null: a wrong bulk code
         now = self.core.clock()
         items = [f"{r.msisdn}:{r.status(now)}" for r in bulk.recipients]
-        return [0, json.dumps(items)]
+        if field is None:
+            # What clients in the wild decode: the list JSON-encoded inside [0, "..."].
+            return [0, json.dumps(items)]
+        if profile == "kapanel" and items:
+            # The Kapanel pages print the first number in Persian digits.
+            number, _, status = items[0].rpartition(":")
+            items[0] = f"{number.translate(_PERSIAN)}:{status}"
+        return items  # all three documents print the bare array
 
     def _op_checkmessage(self, p: _Params, endpoint: str) -> Any:
         bulk = self._bulks.get(p.text("messageid"))
@@ -775,13 +821,11 @@ def _values(value: Any) -> dict[str, str] | None:
 
 
 def _line_key(line: str) -> str:
-    """A sender line without ``+``, the country code or a trunk zero, for comparing."""
-    digits = line.strip().lstrip("+")
-    for prefix in ("0098", "98", "0"):
-        if digits.startswith(prefix):
-            digits = digits[len(prefix) :]
-            break
-    return digits if digits.isdigit() else ""
+    """One spelling of a sender line for comparing (``canonical_line``); ``""`` if none."""
+    try:
+        return canonical_line(line)
+    except (TypeError, ValueError):
+        return ""
 
 
 def _parse_time(text: str) -> datetime | None:
@@ -801,5 +845,7 @@ def _error(code: int) -> list[Any]:
 
 
 def _json(payload: Any) -> Response:
+    if isinstance(payload, RawText):
+        return Response(str(payload), status_code=200, media_type="text/plain; charset=utf-8")
     body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
     return Response(body, status_code=200, media_type="application/json; charset=utf-8")

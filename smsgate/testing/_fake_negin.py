@@ -12,6 +12,16 @@ answer and makes the alternatives switchable, so the client's leniency can be te
   field types seen in different clients (§2.4, §5 item 6);
 * ``html_without_user_agent``: the HTML page C8 warns about (§1);
 * ``min_interval``: the SOAP 409 "requests less than 5 s apart" (§2.5).
+
+**Profiles.** ``"lenient"`` (the default) is everything above. ``"negin-guide"`` behaves
+exactly as Negin's REST guide describes, and no more (docs/protocols/negin.md §7): form
+POSTs only (no GET, no query string), the ``/api/`` paths only, field names exactly as
+printed (lower case), ids separated by the comma the guide names, the send answer in the
+guide's sample shape (``message_id`` and ``line`` JSON numbers, ``mobile`` a string), the
+states answer as comma-joined strings, and ``18`` (the guide's number) for "not received
+by the operator" where the lenient fake says ``16``. The guide prints no error code, so
+refusals keep the lenient fake's inferred ones. The profile is read from the shared core
+(``FakeProvider(profile=...)``) unless set on this half (``fake.negin.profile = ...``).
 """
 
 from __future__ import annotations
@@ -34,7 +44,10 @@ from .._segments import segments
 from ..exceptions import InvalidRecipientError
 from ._core import FakeCore, LedgerEntry
 
-__all__ = ["DEFAULT_TIMELINE", "NeginFake", "Timeline"]
+__all__ = ["DEFAULT_TIMELINE", "GUIDE_PROFILE", "NeginFake", "Timeline"]
+
+#: The profile that follows Negin's REST guide to the letter.
+GUIDE_PROFILE = "negin-guide"
 
 #: ``(seconds after the send, state code)`` steps, in time order (§3.3 codes).
 Timeline = tuple[tuple[float, int], ...]
@@ -63,6 +76,8 @@ _STATES_PATHS = frozenset({"/api/wsstates.ashx", "/services/wsstates.ashx"})
 # §5 item 7: ids are split on the comma, the Arabic comma and the Arabic decimal separator
 # (the OCR'd seed shows the latter); spaces and quotes around them are dropped.
 _ID_SPLIT = re.compile("[,\u060c\u066b]")
+# The guide's own words: "separated by comma (٫)" (its comma glyph is U+066B).
+_GUIDE_ID_SPLIT = re.compile("[,\u066b]")
 _DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
 
 
@@ -124,10 +139,26 @@ class NeginFake:
         self.html_without_user_agent = False
         self.received: collections.deque[dict[str, str]] = collections.deque(maxlen=1000)
         self.states_calls: list[int] = []
+        self._profile: str | None = None
         self._issued: dict[str, _Message] = {}
         self._last_send: float | None = None
         # The loopback server answers from its own thread while tests read and script.
         self._lock = threading.Lock()
+
+    @property
+    def profile(self) -> str:
+        """``"lenient"`` or ``"negin-guide"``: this half's own setting, else the core's."""
+        if self._profile is not None:
+            return self._profile
+        return str(getattr(self.core, "profile", "lenient"))
+
+    @profile.setter
+    def profile(self, value: str) -> None:
+        self._profile = value
+
+    @property
+    def _guide(self) -> bool:
+        return self.profile == GUIDE_PROFILE
 
     # -- scripting ---------------------------------------------------------------------
 
@@ -175,15 +206,20 @@ class NeginFake:
     async def _fields(self, request: Request) -> dict[str, str]:
         # ASP.NET's Request["name"] reads the query string first, then the form, and
         # ignores key case (§1, §5 item 2). A JSON body has no form fields.
+        # The guide profile reads only what the guide prints: POST parameters, by their
+        # exact (lower-case) names.
+        guide = self._guide
+        fold = str if guide else str.lower
         fields: dict[str, str] = {}
-        for key, value in request.query_params.multi_items():
-            fields.setdefault(key.lower(), value)
+        if not guide:
+            for key, value in request.query_params.multi_items():
+                fields.setdefault(fold(key), value)
         content_type = request.headers.get("content-type", "")
         if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
             async with request.form() as form:
                 for key, item in form.multi_items():
                     if isinstance(item, str):  # uploaded files are not fields
-                        fields.setdefault(key.lower(), item)
+                        fields.setdefault(fold(key), item)
         shown = {k: ("***" if k == "password" else v) for k, v in fields.items()}
         shown.update(_path=request.url.path, _method=request.method)
         with self._lock:
@@ -203,6 +239,16 @@ class NeginFake:
         # §5 item 3: always 200 with JSON; the error is in "status".
         return Response(payload, status_code=200, media_type="application/json; charset=utf-8")
 
+    def _outside_guide(self, request: Request) -> Response | None:
+        """What the guide profile answers to a request the guide does not describe."""
+        if not self._guide:
+            return None
+        if not request.url.path.lower().startswith("/api/"):
+            return PlainTextResponse("Not Found", status_code=404)
+        if request.method != "POST":
+            return PlainTextResponse("Method Not Allowed", status_code=405)
+        return None
+
     def _refusal(self, request: Request, fields: Mapping[str, str]) -> Response | None:
         """The answers every endpoint gives before looking at its own fields."""
         if self.html_without_user_agent and not request.headers.get("user-agent"):
@@ -216,6 +262,9 @@ class NeginFake:
     # -- wsSend.ashx ---------------------------------------------------------------------
 
     async def _send(self, request: Request) -> Response:
+        outside = self._outside_guide(request)
+        if outside is not None:
+            return outside
         fields = await self._fields(request)
         refusal = self._refusal(request, fields)
         if refusal is not None:
@@ -295,6 +344,10 @@ class NeginFake:
 
     def _send_data(self, message_id: str, line: str, recipient: str) -> dict[str, Any]:
         mobile = recipient[1:]  # the 98… form the real service echoes
+        if self._guide:
+            # The guide's sample: {"message_id": 3403, "line": 9830003300,
+            # "mobile": "989395213300"}.
+            return {"message_id": int(message_id), "line": int(line), "mobile": mobile}
         if self.data_as_strings:
             return {"message_id": message_id, "line": line, "mobile": mobile}
         return {
@@ -306,13 +359,18 @@ class NeginFake:
     # -- wsStates.ashx -------------------------------------------------------------------
 
     async def _states(self, request: Request) -> Response:
+        outside = self._outside_guide(request)
+        if outside is not None:
+            return outside
         fields = await self._fields(request)
         refusal = self._refusal(request, fields)
         if refusal is not None:
             return refusal
         ids = [
             piece.strip().strip("\"'").strip()
-            for piece in _ID_SPLIT.split(fields.get("message_ids", ""))
+            for piece in (_GUIDE_ID_SPLIT if self._guide else _ID_SPLIT).split(
+                fields.get("message_ids", "")
+            )
         ]
         ids = [i.translate(_DIGITS) for i in ids if i]
         with self._lock:
@@ -328,6 +386,12 @@ class NeginFake:
         return self._reply(-1, self._states_data(pairs))
 
     def _states_data(self, pairs: Sequence[tuple[str, int]]) -> dict[str, Any]:
+        if self._guide:
+            # Comma-joined strings, and the guide's 18 for "not received by the operator".
+            return {
+                "msgIds": ",".join(i for i, _ in pairs),
+                "states": ",".join(str(18 if s == 16 else s) for _, s in pairs),
+            }
         if self.states_as_lists:
             return {"msgIds": [int(i) for i, _ in pairs], "states": [s for _, s in pairs]}
         return {

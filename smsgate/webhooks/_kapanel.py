@@ -33,6 +33,7 @@ import attrs
 
 from .._models import DeliveryReport, DeliveryState
 from .._phone import normalize_msisdn
+from .._states import IPPANEL_STATES
 from ..exceptions import ConfigurationError, InvalidRecipientError, MalformedReportError
 from ._errors import UnreadableReportError
 
@@ -88,18 +89,13 @@ _ALIASES: Final[Mapping[str, tuple[str, ...]]] = {
 # Keys under which a batch of reports may arrive (normalised).
 _ENVELOPES: Final = ("reports", "data", "items", "results", "messages", "deliveries", "events")
 
-# ippanel's per-recipient vocabulary (protocols/ippanel.md §7.1, mapped as in API.md §2),
-# plus smsgate's own state names so that a relay speaking smsgate's terms is understood.
-# Keys are normalised with _norm.
+# ippanel's per-recipient vocabulary (one table below both this parser and the backend:
+# smsgate/_states.py), plus smsgate's own state names so that a relay speaking smsgate's
+# terms is understood. Keys are normalised with _norm.
 _STATUSES: Final[Mapping[str, DeliveryState]] = MappingProxyType(
     {
         **{state.value.replace("_", ""): state for state in DeliveryState},
-        "notsync": DeliveryState.QUEUED,
-        "send": DeliveryState.SENT,
-        "pending": DeliveryState.AT_OPERATOR,
-        "delivered": DeliveryState.DELIVERED,
-        "failed": DeliveryState.UNDELIVERED,
-        "discarded": DeliveryState.BLOCKED,
+        **IPPANEL_STATES,
     }
 )
 

@@ -274,8 +274,6 @@ async def test_send_lenient_answers(body: bytes, content_type: str) -> None:
         b'[0,"1",2]',
         b'[true,"1"]',
         b'["x","1"]',
-        b"562892393",
-        b'"562892393"',
         b"{}",
         b"null",
         b'{"status": {"code": "zero"}}',
@@ -524,7 +522,7 @@ async def test_pattern_errors(endpoint: str, code: int) -> None:
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("body", [b"0", b"-971", b'"abc"', b"{}", b"<html>error</html>"])
+@pytest.mark.parametrize("body", [b'"abc"', b"{}", b"<html>error</html>", b"1.5"])
 async def test_pattern_unreadable(body: bytes) -> None:
     """No bulk id in a pattern answer is ProtocolError (maybe_sent), excerpt free of secrets."""
     router = ippanel_router(responses={"patterns": raw(body)})
@@ -618,6 +616,7 @@ async def test_delivery_by_receipt_and_by_id() -> None:
         "pass": PASSWORD,
         "op": "delivery",
         "uinqid": receipt.message_id,
+        "Uniqid": receipt.message_id,
     }
     assert by_receipt == by_id
     assert [r.recipient for r in by_receipt] == list(receipt.recipients)
@@ -704,7 +703,7 @@ async def test_delivery_odd_number_kept() -> None:
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("payload", [[0, ""], [0, "[]"], [0, None]])
+@pytest.mark.parametrize("payload", [[0, ""], [0, "[]"], [], [0, []]])
 async def test_delivery_empty(payload: Any) -> None:
     """An empty list (a bulk not yet split into numbers) is no reports, not an error."""
     router = ippanel_router(responses={"delivery": payload})

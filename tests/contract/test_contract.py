@@ -1,9 +1,11 @@
 """The gateway contract: one suite every SmsGateway backend must pass.
 
 Each backend contributes ``tests/contract/subject_<name>.py`` with
-``make_gateway(fake, *, base_url, http_client)``. Every test runs for every backend, with the
-fake provider mounted in-process (``httpx.ASGITransport``) and served by a real uvicorn
-server on 127.0.0.1, under asyncio and under trio.
+``make_gateway(fake, *, base_url, http_client)``. Every test runs for every backend, against
+every profile of the fake that concerns it (``"lenient"`` and one per provider document, see
+``smsgate.testing.PROFILES``), with the fake provider mounted in-process
+(``httpx.ASGITransport``) and served by a real uvicorn server on 127.0.0.1 (through the
+gateway's own transport and through an httpx client), under asyncio and under trio.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ from smsgate.testing import FakeClock, FakeProvider, serve_loopback
 pytestmark = pytest.mark.anyio
 
 BACKENDS = ["ippanel", "negin"]
+#: The fake's profiles each backend must pass: the lenient default and one per document.
+PROFILES: dict[str, tuple[str, ...]] = {
+    "ippanel": ("lenient", "ippanel-pdf", "kapanel"),
+    "negin": ("lenient", "negin-guide"),
+}
 OPTED_OUT = "09350000001"
 NUMBERS = ["09121111111", "+989122222222", "۰۹۱۲۳۳۳۳۳۳۳"]
 FINAL = {
@@ -34,15 +41,17 @@ FINAL = {
 Factory = Callable[..., Any]
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    """Which backend the test runs against."""
-    return str(request.param)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that needs a backend runs for each (backend, profile) pair that applies."""
+    if "backend" in metafunc.fixturenames:
+        pairs = [(backend, profile) for backend in BACKENDS for profile in PROFILES[backend]]
+        metafunc.parametrize(("backend", "profile"), pairs, ids=[f"{b}-{p}" for b, p in pairs])
 
 
-@pytest.fixture(params=["asgi", "loopback"])
+@pytest.fixture(params=["asgi", "loopback", "loopback-httpx"])
 def mode(request: pytest.FixtureRequest) -> str:
-    """In-process ASGI transport or a real server on 127.0.0.1."""
+    """In-process ASGI transport, or a real server on 127.0.0.1 reached through the
+    gateway's own transport (aiohttp under asyncio) or through an httpx client."""
     return str(request.param)
 
 
@@ -53,15 +62,15 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def provider(clock: FakeClock) -> FakeProvider:
-    """The fake provider, with one number on the opt-out list."""
-    return FakeProvider(clock=clock, opted_out=[OPTED_OUT])
+def provider(clock: FakeClock, profile: str) -> FakeProvider:
+    """The fake provider in the test's profile, with one number on the opt-out list."""
+    return FakeProvider(clock=clock, opted_out=[OPTED_OUT], profile=profile)
 
 
 @pytest.fixture
 def server_url(mode: str, provider: FakeProvider) -> Iterator[str | None]:
     """The loopback server's URL, or None for in-process mode."""
-    if mode == "loopback":
+    if mode.startswith("loopback"):
         with serve_loopback(provider) as server:
             yield server.url
     else:
@@ -69,18 +78,22 @@ def server_url(mode: str, provider: FakeProvider) -> Iterator[str | None]:
 
 
 @pytest.fixture
-def make(backend: str, provider: FakeProvider, server_url: str | None) -> Callable[..., Any]:
+def make(
+    backend: str, provider: FakeProvider, server_url: str | None, mode: str
+) -> Callable[..., Any]:
     """An async context manager factory: ``async with make() as gw``."""
     factory: Factory = importlib.import_module(f"tests.contract.subject_{backend}").make_gateway
 
     @contextlib.asynccontextmanager
     async def build(fake: FakeProvider = provider) -> AsyncIterator[Any]:
+        client: httpx.AsyncClient | None
         if server_url is None:
             client = httpx.AsyncClient(transport=httpx.ASGITransport(app=fake))
             gw = factory(fake, base_url="http://127.0.0.1", http_client=client)
         else:
-            client = None
-            gw = factory(fake, base_url=server_url, http_client=None)
+            # A borrowed httpx client selects the httpx transport on every event loop.
+            client = httpx.AsyncClient() if mode == "loopback-httpx" else None
+            gw = factory(fake, base_url=server_url, http_client=client)
         try:
             async with gw:
                 yield gw
@@ -97,6 +110,17 @@ async def test_is_a_gateway(make: Callable[..., Any], backend: str) -> None:
         assert isinstance(gw, smsgate.SmsGateway)
         assert gw.name == backend
         assert gw.max_recipients >= 1
+
+
+async def test_runs_on_the_transport_it_names(
+    make: Callable[..., Any], mode: str, anyio_backend: str
+) -> None:
+    """The parametrisation really covers both transports: aiohttp's own pool under asyncio
+    on loopback, httpx through a borrowed client (and under trio)."""
+    async with make() as gw:
+        await gw.send("09121111111", "hello")
+        expected = "aiohttp" if (mode, anyio_backend) == ("loopback", "asyncio") else "httpx"
+        assert gw.transport_name == expected
 
 
 async def test_send_one(make: Callable[..., Any], provider: FakeProvider) -> None:

@@ -53,7 +53,8 @@ import httpx
 import pytest
 
 import smsgate
-from smsgate.backends._http import HttpGateway
+from smsgate.backends._http import HttpGateway, Transport
+from smsgate.backends._httpx_transport import HttpxTransport
 from smsgate.testing import FakeCore, FakeProvider
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -208,17 +209,18 @@ def _docs_world(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProvider]:
     monkeypatch.setenv("SMSGATE_USERNAME", USERNAME)
     monkeypatch.setenv("SMSGATE_PASSWORD", PASSWORD)
 
-    real_make_client = HttpGateway._make_client
+    real_make_transport = HttpGateway._make_transport
 
-    def in_process_client(self: HttpGateway) -> httpx.AsyncClient:
+    def in_process_transport(self: HttpGateway) -> Transport:
         if httpx.URL(self.base_url).host in ("127.0.0.1", "localhost", "::1"):
-            return real_make_client(self)  # an example's own loopback server
+            return real_make_transport(self)  # an example's own loopback server
         # Whatever the base_url (ippanel.com, a Kapanel origin), requests go to the fake.
-        return httpx.AsyncClient(
+        client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=fake), timeout=5.0, follow_redirects=False
         )
+        return HttpxTransport(client, owned=True)
 
-    monkeypatch.setattr(HttpGateway, "_make_client", in_process_client)
+    monkeypatch.setattr(HttpGateway, "_make_transport", in_process_transport)
     yield fake
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
@@ -11,7 +12,9 @@ import httpx
 import pytest
 
 import smsgate
+from smsgate import _telemetry
 from smsgate.backends._http import HttpGateway, Scrubber, parse_retry_after
+from smsgate.backends._httpx_transport import HttpxTransport
 
 PASSWORD = "p@ss w/rd+ÿ"
 
@@ -188,15 +191,15 @@ async def test_lifecycle_borrowed_client() -> None:
 
 async def test_own_client_is_closed_even_when_cancelled() -> None:
     """Our own client is created lazily and closed under a shielded scope."""
-    gw = Probe(base_url="https://provider.example")
+    gw = Probe(base_url="https://provider.example", transport="httpx")
     async with gw:
-        client = gw._client
-        assert client is not None
+        assert isinstance(gw._transport, HttpxTransport)
+        client = gw._transport.client
     assert client.is_closed
-    gw2 = Probe(base_url="https://provider.example")
+    gw2 = Probe(base_url="https://provider.example", transport="httpx")
     await gw2.__aenter__()
-    client2 = gw2._client
-    assert client2 is not None
+    assert isinstance(gw2._transport, HttpxTransport)
+    client2 = gw2._transport.client
     with anyio.CancelScope() as scope:
         scope.cancel()
         await gw2.aclose()
@@ -297,3 +300,100 @@ async def test_not_json_keeps_no_decoder_context() -> None:
     with pytest.raises(smsgate.ProtocolError) as info:
         await gw.call()
     assert info.value.__context__ is None
+
+
+# -- settings that cannot work are refused at construction (issue 11) ----------------------
+
+BAD_TIMEOUTS: list[Any] = [
+    0,
+    0.0,
+    -1,
+    float("nan"),
+    float("inf"),
+    -float("inf"),
+    10**9,
+    "5",
+    True,
+    [5],
+    httpx.Timeout(0),
+    httpx.Timeout(None),
+    httpx.Timeout(5.0, read=None),
+    httpx.Timeout(5.0, connect=0),
+    httpx.Timeout(5.0, pool=float("nan")),
+    httpx.Timeout(5.0, write=-1),
+]
+BAD_COUNTS: list[Any] = [0, -1, 10**6, True, 1.5, "8", None]
+
+
+def _gateways(**settings: Any) -> list[Callable[[], Any]]:
+    return [
+        lambda: Probe(base_url="https://provider.example", **settings),
+        lambda: smsgate.IppanelGateway(username="u", password="p", **settings),
+        lambda: smsgate.NeginGateway(username="u", password="p", line="30003300", **settings),
+    ]
+
+
+@pytest.mark.parametrize("timeout", BAD_TIMEOUTS, ids=repr)
+def test_bad_timeout_is_refused_at_construction(timeout: Any) -> None:
+    """0 (aiohttp's "no timeout": a send waited forever), NaN, inf, negative, a non-number,
+    a None part: ConfigurationError from every gateway, before any I/O."""
+    for make in _gateways(timeout=timeout):
+        with pytest.raises(smsgate.ConfigurationError, match="timeout"):
+            make()
+
+
+@pytest.mark.parametrize("count", BAD_COUNTS, ids=repr)
+def test_bad_connection_limit_is_refused_at_construction(count: Any) -> None:
+    """max_connections must be an int from 1 to 10,000, in every gateway."""
+    for index, make in enumerate(_gateways(max_connections=count)):
+        if index == 2 and count in (None, 0):
+            continue  # NeginGateway reads a falsy value as "as many as max_concurrency"
+        with pytest.raises(smsgate.ConfigurationError, match="max_connections"):
+            make()
+
+
+@pytest.mark.parametrize(
+    "timeout", [0.001, 1, 30.0, 86_400, httpx.Timeout(5.0, read=60.0)], ids=repr
+)
+def test_good_timeouts_are_kept(timeout: Any) -> None:
+    """A finite positive number (or a complete httpx.Timeout) is accepted as given."""
+    gw = Probe(base_url="https://provider.example", timeout=timeout)
+    expected = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(float(timeout))
+    assert gw._timeout == expected
+
+
+@pytest.mark.anyio
+async def test_telemetry_request_context_around_each_request(anyio_backend: str) -> None:
+    """Each provider request runs inside _telemetry.request(...) with what the backend knows."""
+    seen: list[dict[str, Any]] = []
+    outcomes: list[str] = []
+
+    class Observer:
+        @contextlib.contextmanager
+        def request(self, **fields: Any) -> Iterator[None]:
+            seen.append(fields)
+            try:
+                yield
+            except BaseException as exc:
+                outcomes.append(type(exc).__name__)
+                raise
+            outcomes.append("ok")
+
+    statuses = iter([200, 503])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(next(statuses), text="[0]")
+
+    _telemetry.install(Observer())  # type: ignore[arg-type]
+    try:
+        gw = probe(handler)
+        await gw._request("POST", "/x", operation="send", recipients=3, parts=2, attempt=1)
+        with pytest.raises(smsgate.ProviderUnavailableError):
+            await gw._request("POST", "/y", idempotent=True)
+    finally:
+        _telemetry.uninstall()
+    assert seen == [
+        {"provider": "probe", "operation": "send", "recipients": 3, "parts": 2, "attempt": 1},
+        {"provider": "probe", "operation": "/y", "recipients": 0, "parts": 0, "attempt": 1},
+    ]
+    assert outcomes == ["ok", "ProviderUnavailableError"]

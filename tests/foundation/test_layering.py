@@ -30,16 +30,16 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "smsgate.testing",
         "smsgate.webhooks",
         "smsgate.fastapi",
-        "smsgate._cli",
+        "smsgate.cli",
     ),
     "smsgate.dispatch": (
         "smsgate.backends",
         "smsgate.testing",
         "smsgate.webhooks",
         "smsgate.fastapi",
-        "smsgate._cli",
+        "smsgate.cli",
     ),
-    "smsgate.webhooks": ("smsgate.backends", "smsgate.dispatch", "smsgate.testing", "smsgate._cli"),
+    "smsgate.webhooks": ("smsgate.backends", "smsgate.dispatch", "smsgate.testing", "smsgate.cli"),
 }
 NEVER_INSIDE_PACKAGE = ("asyncio",)
 

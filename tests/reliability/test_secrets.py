@@ -12,8 +12,11 @@ journal. Every text produced is scanned for the password in each encoding it can
 
 from __future__ import annotations
 
+import html
 import json
 import logging
+import pickle
+import re
 import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -24,6 +27,7 @@ import httpx
 import pytest
 
 import smsgate
+from smsgate.backends._http import HttpGateway
 from smsgate.dispatch import BulkDispatcher, FallbackPolicy, Route
 from smsgate.dispatch._sqlite_journal import SqliteJournal
 from smsgate.testing import FakeProvider, serve_loopback
@@ -430,7 +434,7 @@ def test_cli_output_never_shows_the_password(
     """Every CLI error path (with and without SMSGATE_DEBUG): output and logs are clean."""
     from click.testing import CliRunner
 
-    from smsgate._cli import cli
+    from smsgate.cli import cli
 
     caplog.set_level(logging.DEBUG)
     if command == ["bulk"]:
@@ -458,3 +462,188 @@ def test_cli_output_never_shows_the_password(
     if cli_server[0] == "echo" and command[0] != "bulk" and not no_request:
         assert "***" in result.output  # the echoed password was there, and was scrubbed
     assert leaks(texts) == []
+
+
+# -- issue 11: straddling cut, escaped forms, chained request objects ----------------------
+
+# Characters that each escaping changes: HTML (& < > " '), URL (/ + = space), JSON (" \),
+# PHP's JSON (/), and a non-ASCII letter (numeric entities, %C3%BF).
+HOSTILE = "Zq7:p@ss<w0rd>/+&=\"'\\ÿ-9X"
+
+
+def hostile_forms() -> list[str]:
+    """Every spelling of HOSTILE a provider's page may carry (each built independently)."""
+    base = {
+        HOSTILE,
+        quote(HOSTILE, safe=""),
+        quote(HOSTILE),
+        quote_plus(HOSTILE),
+        re.sub("%[0-9A-F]{2}", lambda m: m.group().lower(), quote_plus(HOSTILE)),
+        json.dumps(HOSTILE)[1:-1],
+        json.dumps(HOSTILE, ensure_ascii=False)[1:-1],
+        json.dumps(HOSTILE)[1:-1].replace("/", "\\/"),
+    }
+    forms = set(base)
+    for form in base:
+        forms.add(html.escape(form))
+        forms.add(html.escape(form, quote=False))
+        forms.add(html.escape(form).replace("&#x27;", "&#39;"))
+        forms.add(form.encode("ascii", "xmlcharrefreplace").decode())
+    return sorted(forms)
+
+
+def chain_links(exc: BaseException) -> list[BaseException]:
+    """Every exception reachable from ``exc`` through __cause__ AND __context__ (suppressed
+    or not), as a debugger or a careless error tracker would find them."""
+    links: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop()
+        if any(current is seen for seen in links):
+            continue
+        links.append(current)
+        todo += [e for e in (current.__cause__, current.__context__) if e is not None]
+    return links
+
+
+def everything_about(exc: BaseException) -> list[str]:
+    """str, repr, args, attributes, the formatted traceback and the pickle of every link."""
+    texts = exception_texts(exc)
+    for link in chain_links(exc):
+        texts += [str(link), repr(link), repr(link.args), repr(vars(link))]
+        texts.append("".join(traceback.format_exception(link)))
+        try:
+            texts.append(pickle.dumps(link).decode("utf-8", "replace"))
+        except Exception as problem:  # pragma: no cover - reported by the assertion below
+            texts.append(f"unpicklable: {problem!r}")
+    return texts
+
+
+def leaks_of(secret: str, texts: Iterable[str]) -> list[str]:
+    forms = [secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1]]
+    forms += [html.escape(secret), secret[:8]]  # the prefix too: a cut must not leak it
+    return [t for t in texts if any(form in t for form in forms)]
+
+
+class _Probe(HttpGateway):
+    name = "probe"
+
+    async def call(self) -> Any:
+        return self._json(await self._request("POST", "/x", data={"pass": HOSTILE}))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("offset", [192, 195, 198, 199])
+@pytest.mark.parametrize("status", [200, 404, 500])
+async def test_password_straddling_the_excerpt_cut(
+    offset: int, status: int, anyio_backend: str
+) -> None:
+    """The password starts just before character 200: no prefix of it survives the cut."""
+    page = "x" * offset + PASSWORD + " and more text after it"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, text=page)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        gw = smsgate.IppanelGateway(
+            username="user", password=PASSWORD, sender="+983000505", http_client=client
+        )
+        with pytest.raises(smsgate.SmsGateError) as info:
+            await gw.credit()
+    texts = everything_about(info.value)
+    assert [t for t in texts if PASSWORD[: 200 - offset] in t and "xxxx" in t] == []
+    assert leaks_of(PASSWORD, texts) == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("form", hostile_forms())
+@pytest.mark.parametrize("status", [200, 404, 500, 503])
+async def test_escaped_password_in_an_error_page(
+    form: str, status: int, anyio_backend: str
+) -> None:
+    """An HTML (or URL/JSON/entity) escaped password on an error page is scrubbed too."""
+    page = f"<html><body><p>login failed for {form}</p></body></html>"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, text=page, headers={"content-type": "text/html"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        gw = _Probe(base_url="https://provider.example", http_client=client, secrets=[HOSTILE])
+        with pytest.raises(smsgate.SmsGateError) as info:
+            await gw.call()
+    texts = everything_about(info.value)
+    assert [t for t in texts if form in t] == []
+    assert "***" in str(info.value) + repr(vars(info.value))
+
+
+def _failing(kind: type[httpx.RequestError]) -> Callable[[httpx.Request], httpx.Response]:
+    def handler(request: httpx.Request) -> httpx.Response:
+        # As httpx's own pool does: the error holds the request (URL and body); this one
+        # also quotes them, as a proxy or a verbose transport may.
+        raise kind(f"failed: {request.url} {request.content!r}", request=request)
+
+    return handler
+
+
+TRIO_CASES = [
+    ("ippanel", "send", "api/select"),
+    ("ippanel", "send_pattern", "patterns/pattern"),
+    ("ippanel", "send_pattern", "api/select"),
+    ("ippanel", "credit", "api/select"),
+    ("negin", "send", ""),
+    ("negin", "states", ""),
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("backend", "op", "variant"), TRIO_CASES)
+@pytest.mark.parametrize(
+    "kind", [httpx.ConnectError, httpx.ReadTimeout, httpx.RemoteProtocolError, httpx.ProxyError]
+)
+async def test_borrowed_client_failure_chain_holds_no_request(
+    backend: str, op: str, variant: str, kind: type[httpx.RequestError], anyio_backend: str
+) -> None:
+    """Under trio and asyncio, through a borrowed httpx client: the whole exception chain
+    (cause and context, suppressed or not), its repr/str/traceback and its pickle hold no
+    request object and no password."""
+    async with httpx.AsyncClient(transport=httpx.MockTransport(_failing(kind))) as client:
+        gw = build(backend, client)
+        if variant:
+            gw.pattern_endpoint = variant
+        with pytest.raises(smsgate.SmsGateError) as info:
+            await OPS[backend][op](gw)
+        await gw.aclose()
+    for link in chain_links(info.value):
+        assert not isinstance(link, httpx.HTTPError), link  # nothing from httpx is kept
+        assert getattr(link, "_request", None) is None
+    texts = everything_about(info.value)
+    assert leaks(texts) == []
+    assert leaks_of(PASSWORD, texts) == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("variant", ["patterns/pattern", "api/select"])
+async def test_own_transport_failure_chain_holds_no_request(
+    variant: str, anyio_backend: str
+) -> None:
+    """Real sockets (httpx's pool under trio, aiohttp under asyncio): refused connections to
+    the query-string endpoint leave no request object and no password in the chain."""
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    async with smsgate.IppanelGateway(
+        username="user",
+        password=PASSWORD,
+        sender="+983000505",
+        base_url=f"http://127.0.0.1:{port}",
+        pattern_endpoint=variant,  # type: ignore[arg-type]
+    ) as gw:
+        with pytest.raises(smsgate.NotSentError) as info:
+            await gw.send_pattern("09121234567", pattern_code="abc", values={"name": "Ali"})
+    assert [link for link in chain_links(info.value) if link is not info.value] == []
+    texts = everything_about(info.value)
+    assert leaks(texts) == []
+    assert leaks_of(PASSWORD, texts) == []

@@ -20,12 +20,12 @@ from .._http import Scrubber
 from ._wire import (
     _as_decimal,
     _as_id,
-    _as_text,
     _drop_secret_cause,
     _first,
     _frozen,
     _require_text,
     _SubAPI,
+    _verbatim,
 )
 
 
@@ -86,7 +86,7 @@ class PackageAPI(_SubAPI):
             packages.append(
                 Package(
                     code=code,
-                    title=_as_text(_first(obj, "title", "name")) or "",
+                    title=_verbatim(_first(obj, "title", "name")) or "",
                     price=_as_decimal(_first(obj, "price")),
                     discount=_as_decimal(_first(obj, "discount")),
                     raw=obj,

@@ -1,4 +1,4 @@
-"""``IppanelGateway``: the task modules put together (protocols/ippanel.md, all of it)."""
+"""``IppanelGateway``: the task modules put together (docs/protocols/ippanel.md, all of it)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import httpx
 
 from ..._constants import DEFAULT_MAX_CONNECTIONS
 from ...exceptions import ConfigurationError
+from .._transport import TransportName
 from ._account import AccountAPI, PackageAPI
 from ._phonebooks import InboxAPI, PhonebookAPI
 from ._reports import ReportsMixin
@@ -37,12 +38,15 @@ class IppanelGateway(SendingMixin, ReportsMixin):
         timeout: Per-request timeouts, seconds or an ``httpx.Timeout``.
         max_connections: Connections our own client keeps open.
         max_recipients: Numbers one ``send`` may carry; the provider's own limit is not
-            published (protocols §9), 100 is a safe default.
+            published (docs/protocols/ippanel.md, "Limits"), 100 is a safe default.
         pattern_endpoint: Which wire variant :meth:`send_pattern` uses (see
             :data:`PatternEndpoint`); default ``"api/select"``, which keeps the
             credentials in the request body. ``"patterns/pattern"`` (the URL endpoint many
             panels document) puts them in the query string.
         allow_insecure_http: Permit a plain ``http://`` base URL off loopback.
+        transport: ``"auto"`` (default: aiohttp under asyncio, httpx under trio or with
+            ``http_client``), ``"httpx"`` (an httpx client of our own, which ``respx.mock``
+            sees) or ``"aiohttp"`` (asyncio only); see the Testing page.
 
     Raises:
         ConfigurationError: For a missing credential, a malformed sender line, a bad URL
@@ -64,6 +68,7 @@ class IppanelGateway(SendingMixin, ReportsMixin):
         max_recipients: int = 100,
         pattern_endpoint: PatternEndpoint = "api/select",
         allow_insecure_http: bool = False,
+        transport: TransportName = "auto",
     ) -> None:
         _require_text(username, "username")
         _require_text(password, "password")
@@ -83,6 +88,7 @@ class IppanelGateway(SendingMixin, ReportsMixin):
             # quote()'s default keeps "/" as is: a form the base scrubber does not derive.
             secrets=(password, quote(password)),
             allow_insecure_http=allow_insecure_http,
+            transport=transport,
         )
         self._username = username.strip()
         self._password = password
@@ -118,4 +124,12 @@ class IppanelGateway(SendingMixin, ReportsMixin):
     @property
     def sender(self) -> str | None:
         """The default sender line."""
+        return self._sender
+
+    @property
+    def default_sender(self) -> str | None:
+        """The line a send without ``sender=`` uses (the constructor's ``sender``).
+
+        The dispatcher keys its journal on this line (in ``canonical_line`` spelling).
+        """
         return self._sender

@@ -1,30 +1,30 @@
 """The shared op call, the error table and the lenient parsers of the ippanel backend.
 
-Everything here follows ``shared/protocols/ippanel.md`` (section numbers below are that
-page's). The task modules (``_sending``, ``_reports``, ``_phonebooks``, ``_targeting``,
-``_account``) build on :class:`IppanelBase`.
+Everything here follows ``docs/protocols/ippanel.md`` (the section names quoted below are
+that page's headings). The task modules (``_sending``, ``_reports``, ``_phonebooks``,
+``_targeting``, ``_account``) build on :class:`IppanelBase`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import logging
 import re
-import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import Any, Final
 
+from ... import _redact
 from ..._models import DeliveryState, SendReceipt
-from ..._phone import _DIGITS, normalize_msisdn
+from ..._phone import normalize_msisdn, normalize_recipients
+from ..._states import IPPANEL_STATES, ippanel_state
 from ...exceptions import (
     AccountRestrictedError,
     AuthenticationError,
     ConfigurationError,
     InsufficientCreditError,
-    InvalidMessageError,
     InvalidRecipientError,
     InvalidSenderError,
     MessageRejectedError,
@@ -38,22 +38,23 @@ from ...exceptions import (
     TooManyRecipientsError,
     UnknownMessageError,
 )
-from .._http import HttpAnswer, HttpGateway, Scrubber
+from .._http import HttpAnswer, HttpGateway
+from .._parse import DIGITS, as_int, as_text
 
 PROVIDER: Final = "ippanel"
 
 # Iran has kept UTC+03:30 all year since DST was abolished in 2022; a fixed offset avoids
-# depending on the system's tz database for the scheduled-send field (§3 ``time``).
+# depending on the system's tz database for the scheduled-send field (docs/protocols/
+# ippanel.md, "Common fields": ``time``).
 TEHRAN: Final = timezone(timedelta(hours=3, minutes=30), "Asia/Tehran")
 
 
-# -- the error table (protocols/ippanel.md §6.1) ------------------------------------------
+# -- the error table (docs/protocols/ippanel.md, "Result codes") ---------------------------
 
-_E = tuple[type[ProviderError], str]
-
-#: Every result code of protocols/ippanel.md §6.1, to the error class raised and its English
-#: meaning. The provider's own text always travels in the error's ``detail``.
-ERROR_CODES: Mapping[int, _E] = MappingProxyType(
+#: Every result code of docs/protocols/ippanel.md ("Result codes"), to the error class raised
+#: and its English meaning. The provider's own text always travels in the error's ``detail``.
+#: The shape (``code -> (error class, meaning)``, public types only) is the Negin table's too.
+ERROR_CODES: Mapping[int, tuple[type[ProviderError], str]] = MappingProxyType(
     {
         1: (MessageRejectedError, "the message text is empty"),
         2: (AccountRestrictedError, "the user is restricted"),
@@ -127,17 +128,18 @@ _ERROR_FLAGS: Mapping[int, Mapping[str, bool]] = MappingProxyType(
     {99: MappingProxyType({"maybe_sent": False})}
 )
 
-#: Delivery statuses of ``op=delivery`` (protocols/ippanel.md §7.1) to the common states.
-DELIVERY_STATES: Mapping[str, DeliveryState] = MappingProxyType(
-    {
-        "notsync": DeliveryState.QUEUED,
-        "send": DeliveryState.SENT,
-        "pending": DeliveryState.AT_OPERATOR,
-        "delivered": DeliveryState.DELIVERED,
-        "failed": DeliveryState.UNDELIVERED,
-        "discarded": DeliveryState.BLOCKED,
-    }
-)
+#: Delivery statuses of ``op=delivery`` to the common states (docs/protocols/ippanel.md,
+#: "Delivery statuses"); the one table of ``smsgate._states``, shared with the webhook parser.
+DELIVERY_STATES: Mapping[str, DeliveryState] = IPPANEL_STATES
+
+#: The smallest number read as a bulk id. Every result code the documents and clients list
+#: is below 1,100 (the REST family's reach 13,012), and every bulk id seen has 8 or 9 digits
+#: (docs/protocols/ippanel.md, "Bare numbers"). A smaller number is never a receipt.
+MIN_BULK_ID: Final = 100_000
+
+# The English error text the documents print for ``delivery`` with no code
+# (docs/protocols/ippanel.md, "delivery").
+_AUTH_TEXT: Final = "the username or password is incorrect"
 
 
 def _frozen(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -146,102 +148,29 @@ def _frozen(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
 
 # -- log and exception hygiene ------------------------------------------------------------
 
-# Credentials in a URL query string (the patterns/pattern endpoint, protocols §5.1).
-_QUERY_CREDENTIAL = re.compile(
-    r"(?i)((?:^|[?&;\s])(?:password|pass|username|uname|user)=)[^&\s\"'<>]*"
-)
-_HTTP_LOGGERS: Final = (
-    "httpx",
-    "httpcore",
-    "httpcore.connection",
-    "httpcore.http11",
-    "httpcore.http2",
-    "httpcore.proxy",
-    "httpcore.socks",
-    # smsgate's default transport under asyncio; aiohttp's client rarely logs, but a URL in
-    # one of its records would carry the same query string.
-    "aiohttp",
-    "aiohttp.client",
-    "aiohttp.internal",
-)
-
-
-class _CredentialLogFilter(logging.Filter):
-    """Removes credentials from the log records of the HTTP libraries.
-
-    httpx logs every request at INFO (``HTTP Request: POST https://…?password=… "HTTP/1.1
-    200 OK"``), and the pattern endpoint carries the password in the query string. A filter
-    on a logger does not see its children's records, so it is installed on each logger
-    httpx, httpcore and aiohttp (the default transport under asyncio) write to.
-    """
-
-    def __init__(self) -> None:
-        super().__init__("smsgate.ippanel.credentials")
-        self._scrubbers: weakref.WeakSet[Scrubber] = weakref.WeakSet()
-
-    def register(self, scrubber: Scrubber) -> None:
-        self._scrubbers.add(scrubber)
-
-    def scrub(self, text: str) -> str:
-        text = _QUERY_CREDENTIAL.sub(r"\1***", text)
-        for scrubber in list(self._scrubbers):
-            text = scrubber(text)
-        return text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken record is not ours to fix; let logging report it
-            return True
-        cleaned = self.scrub(message)
-        if cleaned != message:
-            record.msg = cleaned
-            record.args = None
-        return True
-
-
-_LOG_FILTER = _CredentialLogFilter()
+# The one redaction module (smsgate/_redact.py) does the work; these names stay for the
+# task modules. The HTTP base registers each gateway's redactor and installs the filter on
+# the HTTP libraries' loggers when the gateway opens.
+_LOG_FILTER: Final = _redact.LOG_FILTER
 
 
 def _install_log_filter() -> None:
-    for name in _HTTP_LOGGERS:
-        logger = logging.getLogger(name)
-        if _LOG_FILTER not in logger.filters:
-            logger.addFilter(_LOG_FILTER)
+    """Kept for the task modules: the HTTP base installs the filter on first open."""
 
 
 def _drop_secret_cause(exc: BaseException, scrub: Callable[[str], str]) -> None:
-    """Detach a chained httpx exception whose text shows a credential (it may quote the URL)."""
-    cause = exc.__cause__
-    if cause is not None and scrub(str(cause)) != str(cause):
-        exc.__cause__ = None
-        exc.__suppress_context__ = True
+    """Detach a chained exception that shows a credential (``_redact.drop_secret_chain``)."""
+    _redact.drop_secret_chain(exc, scrub)
 
 
 # -- small parsers (pure) -----------------------------------------------------------------
 
-_INT = re.compile(r"[+-]?\d+")
 _BULK_ID = re.compile(r"\d{1,30}")
 _SENDER = re.compile(r"\+?\d{3,20}")
 
 
-def _as_int(value: Any) -> int | None:
-    """An integer from ``0``, ``"0"``, ``" 0 "``, ``0.0`` or Persian digits; else ``None``."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        text = value.translate(_DIGITS).strip()
-        if _INT.fullmatch(text):
-            return int(text)
-    return None
-
-
 def _as_id(value: Any) -> str | None:
-    """An id from a string or a number (protocols §2.4: the type is not pinned down)."""
+    """An id from a string or a number (docs/protocols/ippanel.md "send": the type varies)."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
@@ -249,7 +178,7 @@ def _as_id(value: Any) -> str | None:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, str):
-        text = value.translate(_DIGITS).strip()
+        text = value.translate(DIGITS).strip()
         return text or None
     return None
 
@@ -271,8 +200,8 @@ def _as_decimal(value: Any) -> Decimal | None:
     elif isinstance(value, float):
         number = Decimal(repr(value))
     elif isinstance(value, str):
-        # protocols §4.2 credit: the official plugin splits on "." or "/".
-        text = value.translate(_DIGITS).strip().replace("/", ".").replace("٫", ".")
+        # docs/protocols/ippanel.md "credit": the official plugin splits on "." or "/".
+        text = value.translate(DIGITS).strip().replace("/", ".").replace("٫", ".")
         text = text.replace(",", "").replace("٬", "").replace(" ", "")
         if not re.fullmatch(r"[+-]?(\d+(\.\d*)?|\.\d+)", text):
             return None
@@ -285,14 +214,15 @@ def _as_decimal(value: Any) -> Decimal | None:
     return number if number.is_finite() else None
 
 
-def _as_text(value: Any) -> str | None:
-    if value is None:
-        return None
+def _verbatim(value: Any) -> str | None:
+    """Free text (a title, a message, a line, a time) as the provider wrote it.
+
+    Unlike :func:`smsgate.backends._parse.as_text` (ids and codes: ``"007"`` reads as
+    ``"7"``), a numeric string keeps its spelling here; a JSON number becomes its str.
+    """
     if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, int | float | Decimal):
+        return value.strip()
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
         return str(value)
     return None
 
@@ -307,17 +237,24 @@ def _first(obj: Mapping[str, Any], *keys: str) -> Any:
 
 
 def _msisdn_or_raw(value: str) -> str:
+    """E.164 when the number reads as an Iranian mobile; else the digits as given, cleaned.
+
+    The documents' own delivery samples carry a number one digit short (``+98910000098``)
+    and Persian digits; such a number is kept (ASCII digits, no spaces), never dropped.
+    """
     try:
         return normalize_msisdn(value)
     except InvalidRecipientError:
-        return value.strip()
+        return "".join(value.translate(DIGITS).split())
 
 
 def _parse_delivery_item(item: Any) -> tuple[str, str] | None:
     """``"+989121234567:delivered"`` -> (number, status); ``None`` if unreadable."""
     if not isinstance(item, str) or ":" not in item:
         return None
-    number, _, status = item.strip().rpartition(":")  # §12.1.5: split on the last colon
+    # docs/protocols/ippanel.md "delivery": split on the last colon; the samples of two
+    # documents break the line around it, so white space on either side is dropped.
+    number, _, status = item.strip().rpartition(":")
     number, status = number.strip(), status.strip()
     if not number or not status:
         return None
@@ -326,7 +263,40 @@ def _parse_delivery_item(item: Any) -> tuple[str, str] | None:
 
 def delivery_state(status: str) -> DeliveryState:
     """The common state of an ippanel delivery status (case-insensitive; unknown -> UNKNOWN)."""
-    return DELIVERY_STATES.get(status.strip().lower(), DeliveryState.UNKNOWN)
+    return ippanel_state(status)
+
+
+def _is_auth_text(value: object) -> bool:
+    """Whether an answer is the documents' bare English login error (no code)."""
+    if not isinstance(value, str):
+        return False
+    return value.strip().strip("\"'“”").strip().rstrip(".").lower() == _AUTH_TEXT
+
+
+_UNREAD: Final = object()
+
+_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2033": '"'})
+
+
+def loads_lenient(text: str) -> Any:
+    """JSON as the documents print it: raw line breaks inside strings and typographic quotes.
+
+    Raises:
+        ValueError: Not JSON even so.
+    """
+    text = text.lstrip("\ufeff").strip()
+    try:
+        return json.loads(text, strict=False)
+    except RecursionError:
+        raise ValueError("too deeply nested") from None
+    except ValueError:
+        fixed = text.translate(_QUOTES)
+        if fixed == text:
+            raise
+    try:
+        return json.loads(fixed, strict=False)
+    except RecursionError:
+        raise ValueError("too deeply nested") from None
 
 
 # -- input checks (before any I/O) --------------------------------------------------------
@@ -336,14 +306,6 @@ def _require_text(value: object, what: str, error: type[SmsGateError] = Configur
     if not isinstance(value, str) or not value.strip():
         raise error(f"{what} must be a non-empty str")
     return value
-
-
-def _check_text(text: object) -> str:
-    if not isinstance(text, str):
-        raise InvalidMessageError(f"the text must be a str, not {type(text).__name__}")
-    if not text.strip():
-        raise InvalidMessageError("the text is empty")
-    return text
 
 
 def _check_sender(sender: object, *, what: str = "sender") -> str:
@@ -371,12 +333,13 @@ def _check_ids(values: object, what: str) -> list[str]:
 
 
 def _to_json_array(values: Sequence[str]) -> str:
-    # protocols §12.1.2: a compact JSON array of strings inside one form field.
+    # docs/protocols/ippanel.md "Common fields": a compact JSON array inside one form field.
     return json.dumps(list(values), separators=(",", ":"), ensure_ascii=False)
 
 
 def _format_send_at(when: datetime) -> str:
-    # protocols §3 ``time``: "2016-07-30 12:50:50", Iran local time (our reading).
+    # docs/protocols/ippanel.md "Common fields" ``time``: "2016-07-30 12:50:50", Iran local
+    # time (inferred).
     if when.tzinfo is not None:
         when = when.astimezone(TEHRAN)
     return when.strftime("%Y-%m-%d %H:%M:%S")
@@ -393,43 +356,17 @@ class IppanelBase(HttpGateway):
     _username: str
     _password: str
     _sender: str | None
+    #: The spelling of the jobs-list op that worked last (see ``JobAPI.list``).
+    _jobs_op: str = "jobslist"
 
     # -- plumbing shared with the sub-APIs ---------------------------------------------
 
+    def _jobs_ops(self) -> tuple[str, str]:
+        """Both spellings of the jobs-list op, the one that worked last first."""
+        return ("joblist", "jobslist") if self._jobs_op == "joblist" else ("jobslist", "joblist")
+
     def _recipients(self, to: str | Sequence[str]) -> tuple[str, ...]:
-        given: object = to  # checked at run time too: callers are not always type-checked
-        if isinstance(given, str):
-            numbers: Sequence[object] = [to]
-        elif isinstance(given, Sequence) and not isinstance(given, bytes | bytearray):
-            numbers = given
-        else:
-            raise InvalidRecipientError(
-                f"'to' must be a str or a sequence of str, not {type(to).__name__}", value=to
-            )
-        if not numbers:
-            raise InvalidRecipientError("no recipients given", value=to)
-        if len(numbers) > self.max_recipients:
-            raise TooManyRecipientsError(
-                f"{len(numbers)} recipients; this gateway sends at most "
-                f"{self.max_recipients} per request (checked before sending)",
-                provider=self.name,
-            )
-        seen: set[str] = set()
-        out: list[str] = []
-        for number in numbers:
-            if not isinstance(number, str):
-                raise InvalidRecipientError(
-                    f"a phone number must be a str, not {type(number).__name__}", value=number
-                )
-            msisdn = normalize_msisdn(number)
-            if msisdn in seen:
-                raise InvalidRecipientError(
-                    f"{msisdn} is given more than once; it would be sent (and charged) twice",
-                    value=number,
-                )
-            seen.add(msisdn)
-            out.append(msisdn)
-        return tuple(out)
+        return normalize_recipients(to, limit=self.max_recipients, provider=self.name)
 
     def _line(self, sender: str | None) -> str:
         if sender is not None:
@@ -468,17 +405,44 @@ class IppanelBase(HttpGateway):
     async def _op(
         self, op: str, fields: Mapping[str, str], *, idempotent: bool
     ) -> tuple[Any, HttpAnswer]:
-        """POST one op to ``/services.jspd``, form-encoded (protocols §12.1.2)."""
+        """POST one op to ``/services.jspd``, form-encoded (docs/protocols/ippanel.md)."""
         data = {"uname": self._username, "pass": self._password, "op": op, **fields}
-        answer = await self._request("POST", "/services.jspd", data=data, idempotent=idempotent)
-        return self._json(answer, idempotent=idempotent), answer
+        answer = await self._request(
+            "POST", "/services.jspd", data=data, idempotent=idempotent, operation=op
+        )
+        return self._decode(answer, idempotent=idempotent), answer
+
+    def _decode(self, answer: HttpAnswer, *, idempotent: bool) -> Any:
+        """The answer's JSON; the documents' bare English login error is an
+        :class:`~smsgate.AuthenticationError` whether it comes quoted or not."""
+        text = answer.text()
+        if _is_auth_text(text):
+            raise self._auth_text_error(text)
+        payload: Any = _UNREAD
+        with contextlib.suppress(ValueError):
+            payload = loads_lenient(text)
+        if payload is _UNREAD:
+            if text.lower() == "null":  # the Kapanel page's "Null", unquoted
+                return None
+            # Raised outside the except block: the decoder's error would keep the body.
+            raise self._protocol_error(
+                "ippanel answered with something that is not JSON", answer, idempotent=idempotent
+            )
+        if _is_auth_text(payload):
+            raise self._auth_text_error(str(payload))
+        return payload
+
+    def _auth_text_error(self, text: str) -> AuthenticationError:
+        return AuthenticationError(
+            ERROR_CODES[962][1], provider=self.name, detail=self._scrub(text.strip())
+        )
 
     def _unwrap(self, payload: Any, answer: HttpAnswer, *, idempotent: bool) -> Any:
         """The data of a success answer, or the mapped error of a refusal.
 
-        ``[code, data]`` (§2.3) and the ``{"status": {"code": …}, "data": …}`` V2 envelope
-        are unwrapped; anything else (``checkmessage``'s object, a pattern endpoint's bare
-        bulk id) is returned as it is.
+        ``[code, data]`` (docs/protocols/ippanel.md "Envelope") and the
+        ``{"status": {"code": …}, "data": …}`` V2 envelope are unwrapped; anything else
+        (``checkmessage``'s object, a pattern endpoint's bare bulk id) is returned as it is.
         """
         if isinstance(payload, list):
             if len(payload) not in (1, 2):
@@ -487,7 +451,7 @@ class IppanelBase(HttpGateway):
                     answer,
                     idempotent=idempotent,
                 )
-            code = _as_int(payload[0])
+            code = as_int(payload[0])
             if code is None:
                 raise self._protocol_error(
                     "ippanel answered without a readable result code",
@@ -500,7 +464,7 @@ class IppanelBase(HttpGateway):
             return data
         if isinstance(payload, Mapping) and isinstance(payload.get("status"), Mapping):
             status = payload["status"]
-            code = _as_int(status.get("code"))
+            code = as_int(status.get("code"))
             if code is None:
                 raise self._protocol_error(
                     "ippanel answered a status without a code", answer, idempotent=idempotent
@@ -512,7 +476,7 @@ class IppanelBase(HttpGateway):
 
     def _error(self, code: int, data: Any) -> ProviderError:
         """The error for a non-zero result code, with the provider's text as ``detail``."""
-        detail = _as_text(data)
+        detail = as_text(data)
         if detail is None and data is not None:
             detail = json.dumps(data, ensure_ascii=False, default=str)
         detail = None if detail is None else self._scrub(detail.strip()) or None
@@ -520,23 +484,50 @@ class IppanelBase(HttpGateway):
         flags = _ERROR_FLAGS.get(code, {})
         return cls(message, provider=self.name, code=code, detail=detail, **flags)
 
-    def _bulk_from_envelope(self, payload: Any, answer: HttpAnswer) -> str:
-        if not isinstance(payload, list | Mapping):
-            # A send answers [code, data]; a bare value is no protocol we know, and reading
-            # it as an id could report a refused send as sent.
-            raise self._protocol_error("ippanel's send answer is not [code, data]", answer)
-        data = self._unwrap(payload, answer, idempotent=False)
-        bulk = _as_bulk_id(data)
-        if bulk is None:
-            raise self._protocol_error("ippanel accepted the send but gave no bulk id", answer)
-        return bulk
+    def _send_answer(self, payload: Any, answer: HttpAnswer) -> str:
+        """The bulk id of an accepted send, or the error of a refusal.
+
+        THE rule for every send-like answer (``send``, ``sendPattern``, both pattern
+        endpoints, ``booksend``, ``postalcodesend``, ``jobssend``), documented in
+        docs/protocols/ippanel.md "Bare numbers":
+
+        * ``[code, data]`` / the V2 envelope: a non-zero code is that code's refusal; with
+          code 0 the data must be a bulk id.
+        * A bare number (JSON or numeric string) of at least :data:`MIN_BULK_ID` is a bulk
+          id; a smaller one is never a receipt: a known result code is that refusal, any
+          other is a refusal of unknown meaning that may have been sent (``maybe_sent``:
+          reconciled, never resent).
+        * Anything else could not be read (``ProtocolError``, ``maybe_sent``).
+        """
+        enveloped = isinstance(payload, list | Mapping)
+        value = self._unwrap(payload, answer, idempotent=False) if enveloped else payload
+        number = as_int(value)
+        if number is None:
+            what = "accepted the send but gave no bulk id" if enveloped else "answered no bulk id"
+            raise self._protocol_error(f"ippanel {what}", answer)
+        if number >= MIN_BULK_ID:
+            return str(number)
+        if enveloped:
+            raise self._protocol_error(
+                f"ippanel accepted the send but its id {number} is too small to be a bulk id",
+                answer,
+            )
+        if number in ERROR_CODES:
+            raise self._error(number, None)
+        raise ProviderError(
+            f"ippanel answered {number}: too small to be a bulk id and not a known code",
+            provider=self.name,
+            code=number,
+            maybe_sent=True,
+            fallback_ok=False,
+        )
 
     def _second_level(self, data: str, answer: HttpAnswer) -> Any:
-        # §12.1.4: list payloads are JSON encoded a second time inside the data string.
-        text = data.lstrip("\ufeff").strip()
+        # docs/protocols/ippanel.md "Envelope": list payloads are JSON encoded a second time
+        # inside the data string.
         try:
-            return json.loads(text)
-        except (ValueError, RecursionError):
+            return loads_lenient(data)
+        except ValueError:
             raise self._protocol_error(
                 "ippanel's data string is not JSON", answer, idempotent=True
             ) from None
@@ -559,7 +550,7 @@ class IppanelBase(HttpGateway):
     def _objects(self, data: Any, answer: HttpAnswer) -> Iterator[Mapping[str, Any]]:
         for item in self._json_list(data, answer):
             if isinstance(item, str) and item.strip().startswith("{"):
-                item = self._second_level(item, answer)  # §4.4: elements may be JSON too
+                item = self._second_level(item, answer)  # "lines": elements may be JSON too
             if not isinstance(item, Mapping):
                 raise self._protocol_error(
                     "ippanel's list holds something that is not an object",
@@ -569,7 +560,7 @@ class IppanelBase(HttpGateway):
             yield item
 
     def _count(self, data: Any, answer: HttpAnswer) -> int:
-        count = _as_int(data)
+        count = as_int(data)
         if count is None or count < 0:
             raise self._protocol_error("ippanel's count is not a number", answer, idempotent=True)
         return count
@@ -580,7 +571,7 @@ class IppanelBase(HttpGateway):
 
     async def _bulk_send(self, op: str, fields: Mapping[str, str]) -> SendReceipt:
         payload, answer = await self._op(op, fields, idempotent=False)
-        bulk = self._bulk_from_envelope(payload, answer)
+        bulk = self._send_answer(payload, answer)
         return self._receipt(bulk, (), fields["from"], payload)
 
 
