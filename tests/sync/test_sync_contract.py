@@ -219,3 +219,26 @@ def test_sync_dispatcher(provider: FakeProvider, url: str) -> None:
             other.close()
     assert gw.runner.closed
     assert len(provider.ledger) == 15
+
+
+def test_forgotten_gateway_does_not_block_exit() -> None:
+    """A program that never closes its sync gateway still exits, without resource warnings."""
+    import subprocess
+    import sys
+
+    code = (
+        "import contextlib\n"
+        "from smsgate.sync import IppanelGateway\n"
+        "from smsgate.testing import FakeProvider, serve_loopback\n"
+        "stack = contextlib.ExitStack()\n"
+        "server = stack.enter_context(serve_loopback(FakeProvider()))\n"
+        "gw = IppanelGateway(username='user', password='secret-pass', sender='+983000505',\n"
+        "                    base_url=server.url)\n"
+        "print(gw.send('09121111111', 'hi').message_id)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().isdigit()
+    assert "Unclosed" not in done.stderr and "ResourceWarning" not in done.stderr
