@@ -30,6 +30,7 @@ import atexit
 import contextlib
 import functools
 import inspect
+import os
 import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -43,8 +44,9 @@ if TYPE_CHECKING:
 
     from ._models import DeliveryReport, SendReceipt
     from .dispatch import BulkReport, Estimate, Outcome
+    from .tracking import TrackSummary
 
-__all__ = ["BulkDispatcher", "IppanelGateway", "NeginGateway", "Runner"]
+__all__ = ["BulkDispatcher", "IppanelGateway", "NeginGateway", "Runner", "track"]
 
 T = TypeVar("T")
 
@@ -401,3 +403,32 @@ class BulkDispatcher:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def track(journal: Any, gateway: Any, **kwargs: Any) -> TrackSummary:
+    """The blocking form of :func:`smsgate.tracking.track`, on the gateway's loop.
+
+    Args:
+        journal: A journal object, or the path of an SQLite journal (opened and closed here).
+        gateway: A sync gateway, or a :class:`~smsgate.FallbackPolicy` of sync gateways
+            sharing one runner.
+        **kwargs: As for :func:`smsgate.tracking.track` (``job_id``, ``deadline``...).
+
+    Raises:
+        ConfigurationError: ``gateway`` is not a sync gateway (or a policy of them).
+    """
+    from .tracking import track as track_async
+
+    inner, runner = _unwrap_gateways(gateway)
+    if runner is None:
+        raise ConfigurationError("smsgate.sync.track needs a sync gateway or a policy of them")
+
+    async def main() -> TrackSummary:
+        if isinstance(journal, str | os.PathLike):
+            from .dispatch import SqliteJournal
+
+            async with SqliteJournal(journal) as opened:
+                return await track_async(opened, inner, **kwargs)
+        return await track_async(journal, inner, **kwargs)
+
+    return runner.call(main)  # type: ignore[no-any-return]

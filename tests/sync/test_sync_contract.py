@@ -242,3 +242,17 @@ def test_forgotten_gateway_does_not_block_exit() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().isdigit()
     assert "Unclosed" not in done.stderr and "ResourceWarning" not in done.stderr
+
+
+def test_sync_track(provider: FakeProvider, clock: FakeClock, url: str, tmp_path: Any) -> None:
+    """smsgate.sync.track tracks a job journaled in an SQLite file, from plain code."""
+    journal = tmp_path / "job.sqlite"
+    messages = [smsgate.Message(to=f"0912200{i:04d}", text="bulk") for i in range(5)]
+    with build_sync("negin", provider, url) as gw:
+        with sync.BulkDispatcher(gw, journal=str(journal)) as dispatcher:
+            assert dispatcher.run(messages, job_id="t").sent == 5
+        clock.advance(3600)
+        summary = sync.track(str(journal), gw, job_id="t", deadline=0)
+    assert summary.complete and summary.counts.delivered == 5
+    with pytest.raises(smsgate.ConfigurationError):
+        sync.track(str(journal), object(), job_id="t")
