@@ -11,6 +11,7 @@ from typing import Final, Literal
 
 from ..._models import SendReceipt
 from ..._phone import normalize_msisdn, to_local
+from ..._segments import segments
 from ..._text import check_text
 from ...exceptions import (
     InvalidMessageError,
@@ -87,7 +88,13 @@ class SendingMixin(IppanelBase):
             if not isinstance(send_at, datetime):
                 raise InvalidMessageError("send_at must be a datetime")
             fields["time"] = _format_send_at(send_at)
-        payload, answer = await self._op("send", fields, idempotent=False)
+        payload, answer = await self._op(
+            "send",
+            fields,
+            idempotent=False,
+            recipients=len(recipients),
+            parts=segments(text).parts,
+        )
         bulk = self._send_answer(payload, answer)
         return self._receipt(bulk, recipients, line, payload)
 

@@ -403,12 +403,24 @@ class IppanelBase(HttpGateway):
         )
 
     async def _op(
-        self, op: str, fields: Mapping[str, str], *, idempotent: bool
+        self,
+        op: str,
+        fields: Mapping[str, str],
+        *,
+        idempotent: bool,
+        recipients: int = 0,
+        parts: int = 0,
     ) -> tuple[Any, HttpAnswer]:
         """POST one op to ``/services.jspd``, form-encoded (docs/protocols/ippanel.md)."""
         data = {"uname": self._username, "pass": self._password, "op": op, **fields}
         answer = await self._request(
-            "POST", "/services.jspd", data=data, idempotent=idempotent, operation=op
+            "POST",
+            "/services.jspd",
+            data=data,
+            idempotent=idempotent,
+            operation=op,
+            recipients=recipients,
+            parts=parts,
         )
         return self._decode(answer, idempotent=idempotent), answer
 
