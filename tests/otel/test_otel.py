@@ -211,8 +211,10 @@ async def test_end_to_end_through_a_gateway(otel: Otel, backend: str) -> None:
     # a refusal inside it (here "unknown id"): the request itself succeeded. An HTTP-level
     # refusal (429, 5xx) raised inside the span reads "refused".
     assert unknown["smsgate.outcome"] in ("ok", "refused")
-    if backend == "negin":
-        assert send["smsgate.recipients"] == 1
+    assert send["smsgate.recipients"] == 1
+    if backend == "ippanel":  # the backend reports the text's parts too
+        assert send["smsgate.parts"] == 1
+        assert [p.value for p in otel.metrics()["smsgate.parts"]] == [1]
     points = otel.metrics()["smsgate.requests"]
     assert sum(p.value for p in points) == 3
     assert sum(p.value for p in points if p.attributes["smsgate.outcome"] == "ok") >= 2
