@@ -252,7 +252,7 @@ class BulkQueue:
                 policy = self.gateway_factory()
                 redis = import_redis().from_url(self.redis_url)
                 limiter = RedisRateLimiter(redis, self.rate_limit, key=self.rate_key)
-                journal, owns = _open_journal(self.journal)
+                journal, owns = _open_journal(self.journal, self.concurrency)
                 self._state = _WorkerState(policy, redis, limiter, journal, owns)
         return self._state
 
@@ -354,7 +354,9 @@ class BulkQueue:
                 await anyio.sleep(self.retry_delay * 2**attempt)
 
 
-def _open_journal(journal: str | os.PathLike[str] | Journal) -> tuple[Journal, bool]:
+def _open_journal(
+    journal: str | os.PathLike[str] | Journal, concurrency: int
+) -> tuple[Journal, bool]:
     if isinstance(journal, Journal):
         return journal, False
     path = os.fspath(journal)
@@ -365,7 +367,10 @@ def _open_journal(journal: str | os.PathLike[str] | Journal) -> tuple[Journal, b
             raise ConfigurationError(
                 "a PostgreSQL journal needs smsgate.postgres: pip install 'smsgate-ir[postgres]'"
             ) from exc
-        built: Journal = PostgresJournal(path)
+        # Each chunk claims and records from up to `concurrency` tasks: a pool much smaller
+        # than that makes them queue for a connection between the limiter's grant and the
+        # request, which bunches requests at the provider.
+        built: Journal = PostgresJournal(path, pool_size=max(4, min(concurrency, 32)))
         return built, True
     from ..dispatch._sqlite_journal import SqliteJournal
 
