@@ -22,7 +22,7 @@ def smsgate_process(args: list[str], env: dict[str, str] | None = None) -> Itera
         for key, value in os.environ.items()
         if not key.startswith("SMSGATE_") and key not in ("UV", "COLUMNS")
     }
-    environ.update({"PYTHONUNBUFFERED": "1", "NO_COLOR": "1"})
+    environ.update({"PYTHONUNBUFFERED": "1", "NO_COLOR": "1", "SMSGATE_SEND_WINDOW": "off"})
     environ.update(env or {})
     process = subprocess.Popen(
         [*ENTRY, *args],

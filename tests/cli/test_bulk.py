@@ -232,7 +232,6 @@ def test_bulk_json_report(served: tuple[FakeProvider, LoopbackServer], tmp_path:
     assert len(fake.ledger) == len(NUMBERS)  # the dry run sent nothing
 
 
-@pytest.mark.xfail(reason="needs BulkDispatcher(recent_window=...) (h/dispatch)", strict=True)
 def test_bulk_second_job_skips_recent_recipients_unless_allowed(
     served: tuple[FakeProvider, LoopbackServer], tmp_path: Path
 ) -> None:
@@ -249,7 +248,8 @@ def test_bulk_second_job_skips_recent_recipients_unless_allowed(
     report = json.loads(again.stdout)
     assert report["sent"] == 0
     assert report["sent_recently"] == len(NUMBERS)
-    assert "sent the same text recently" in again.stderr
+    assert "4 recipient(s) skipped" in again.stderr
+    assert "in the last 24h" in again.stderr and "--allow-repeat" in again.stderr
     assert len(fake.ledger) == len(NUMBERS)
     allowed = invoke(
         ["bulk", str(second), "--journal", str(journal), "--allow-repeat"], env_for(server)
