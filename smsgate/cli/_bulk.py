@@ -266,6 +266,7 @@ def bulk(
                     on_progress=on_progress,
                     recent_window=window,
                     send_window=hours,
+                    drain_timeout=GRACE_SECONDS,
                 )
 
                 def stopping() -> None:

@@ -275,3 +275,18 @@ def test_recent_window_rejects_nonsense(
     result = invoke(["bulk", str(csv_file), "--recent-window", "soon"], env_for(server))
     assert result.exit_code == 2
     assert "not a duration" in result.output
+
+
+def test_send_window_option() -> None:
+    """--send-window: auto, off, or HH:MM-HH:MM in Tehran time; anything else is refused."""
+    import click
+
+    from smsgate import SendWindow
+    from smsgate.cli._bulk import _send_window
+
+    assert _send_window("auto") == "auto"
+    assert _send_window("off") is None
+    assert _send_window("09:00-21:30") == SendWindow("09:00", "21:30", tz="Asia/Tehran")
+    for bad in ("evening", "25:00-26:00"):
+        with pytest.raises(click.BadParameter):
+            _send_window(bad)
