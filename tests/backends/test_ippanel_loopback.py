@@ -569,3 +569,19 @@ async def test_all_final_within_a_minute(url: str, fake: FakeProvider, clock: Fa
     states = {r.state for r in reports}
     assert len(reports) == 40 and all(r.is_final for r in reports)
     assert states == {smsgate.DeliveryState.DELIVERED, smsgate.DeliveryState.UNDELIVERED}
+
+
+@pytest.mark.parametrize("profile", ["lenient"])
+def test_profile_names_are_checked(profile: str) -> None:
+    """FakeProvider validates the profile name and puts it where both halves read it."""
+    from smsgate.testing import PROFILES
+
+    assert PROFILES == ("lenient", "ippanel-pdf", "kapanel", "negin-guide")
+    for name in PROFILES:
+        fake = FakeProvider(profile=name)
+        assert fake.profile == fake.core.profile == name
+        assert fake.ippanel.core is fake.core and fake.negin.core is fake.core
+    assert FakeProvider().profile == "lenient"
+    for bad in ("strict", "Kapanel", "", None):
+        with pytest.raises(ValueError, match="profile"):
+            FakeProvider(profile=bad)  # type: ignore[arg-type]
