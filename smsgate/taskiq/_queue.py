@@ -384,7 +384,10 @@ def _all_failed(
         errors={type(error).__name__: len(messages)},
         failures=outcomes,
         job_id=job_id,
-        **counts,
+        sent=counts["sent"],
+        failed=counts["failed"],
+        unknown=counts["unknown"],
+        skipped=counts["skipped"],
     )
 
 
