@@ -113,3 +113,21 @@ def test_request_log_line_names_no_value_but_the_operation(
     assert line in described
     assert "secret" not in described
     assert "0912" not in described
+
+
+def test_fake_server_profile_is_checked_and_used() -> None:
+    """--profile takes the fake's profiles (docs/protocols/); anything else is a usage error."""
+    result = invoke(["fake-server", "--profile", "kapanel-ish", "--duration", "0.1"])
+    assert result.exit_code == 2
+    assert "ippanel-pdf" in result.output and "kapanel-ish" in result.output
+    with smsgate_process(["fake-server", "--port", "0", "--profile", "ippanel-pdf"]) as child:
+        child.wait_for(lambda c: "Ctrl+C stops the server" in c.stdout)
+        url = re.search(r"on (http://127\.0\.0\.1:\d+)", child.stdout)
+        assert url is not None, child.stdout
+        # The PDF's panel knows only "joblist": the Kapanel spelling is an unknown op there.
+        login = b"uname=user&pass=secret-pass&op="
+        pdf = _post(f"{url.group(1)}/services.jspd", login + b"joblist")
+        kapanel = _post(f"{url.group(1)}/services.jspd", login + b"Jobslist")
+        child.process.send_signal(signal.SIGINT)
+        assert child.finish() == 0
+    assert pdf != kapanel
