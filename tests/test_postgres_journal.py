@@ -22,6 +22,7 @@ import pytest_asyncio
 import smsgate
 from smsgate.dispatch import Journal, JournalEntry
 from smsgate.postgres import SCHEMA_VERSION, PostgresJournal, redact_dsn
+from smsgate.testing import FakeGateway
 
 from ._journal_contract import (
     check_claim_aliases,
@@ -138,6 +139,21 @@ async def test_own_pool_commits_durably(journal: PostgresJournal) -> None:
     """The journal's own connections run with synchronous_commit=on."""
     await journal.open("job")
     assert await journal._run("fetchval", "SELECT current_setting('synchronous_commit')") == "on"
+
+
+@pytest.mark.asyncio
+async def test_a_dispatcher_resumes_from_postgres(journal: PostgresJournal) -> None:
+    """BulkDispatcher on PostgresJournal: a rerun skips what was sent, resends only refusals."""
+    gw = FakeGateway()
+    gw.script("09120000002", smsgate.RecipientOptedOutError(provider="fake"))
+    messages = [smsgate.Message(to=f"0912{i:07d}", text="hello") for i in range(5)]
+    first = await smsgate.BulkDispatcher(gw, journal=journal).run(messages, job_id="c")
+    assert (first.sent, first.failed) == (4, 1)
+    again = await smsgate.BulkDispatcher(gw, journal=journal).run(messages, job_id="c")
+    assert (again.skipped, again.sent) == (4, 1)  # the refusal was sent again, now accepted
+    assert sorted(gw.accepted_recipients()) == [f"+98912{i:07d}" for i in range(5)]  # once each
+    summary = (await journal.summary("c"))["c"]
+    assert (summary.total, summary.sent, summary.failed) == (5, 5, 0)
 
 
 # -- claims under concurrency --------------------------------------------------------------
