@@ -268,6 +268,40 @@ def test_processes_claiming_one_job_win_disjoint_sets(schema: str) -> None:
     assert union == {f"k{n:05d}" for n in range(300)}
 
 
+_KILLED = textwrap.dedent(
+    """
+    import asyncio, os, signal, sys
+    from smsgate.dispatch import JournalEntry
+    from smsgate.postgres import PostgresJournal
+
+    async def main() -> None:
+        journal = PostgresJournal(sys.argv[1], schema=sys.argv[2])
+        rows = [
+            JournalEntry(key=f"k{n}", recipient="+989120000001", status="pending")
+            for n in range(300)
+        ]
+        won = await journal.claim("job", rows)
+        assert len(won) == 300
+        # claim() returned: the rows must survive the process dying without warning.
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.mark.asyncio
+async def test_claimed_rows_survive_sigkill(schema: str) -> None:
+    """Rows whose claim() returned are committed even if the process is SIGKILLed next."""
+    dsn = postgres_dsn()
+    child = await anyio.run_process([sys.executable, "-c", _KILLED, dsn, schema], check=False)
+    assert child.returncode == -9, child.stderr.decode()
+    async with PostgresJournal(dsn, schema=schema) as journal:
+        rows = await journal.entries("job")
+        assert len(rows) == 300 and {r.status for r in rows} == {"pending"}
+        assert await journal.claim("job", [entry(1), *rows[:5]]) == {entry(1).key}
+
+
 # -- the schema: created, versioned, and refused when not ours --------------------------------
 
 
