@@ -421,6 +421,21 @@ def test_redact_dsn() -> None:
     assert "sslmode=require" in redact_dsn(f"postgresql://db/sms?password={SECRET}&sslmode=require")
     assert SECRET not in redact_dsn(f"host=db user=app password={SECRET} dbname=sms")
     assert SECRET not in redact_dsn(f"host=db password='{SECRET} x' dbname=sms")
+    assert redact_dsn(f"postgresql://u:{SECRET}@[::1/db") == "postgresql://***"
+
+
+@pytest.mark.asyncio
+async def test_unreadable_dsn_is_a_configuration_error_without_the_password() -> None:
+    """A DSN asyncpg cannot parse: ConfigurationError, no password, no chained parser text."""
+    for dsn in (
+        f"postgresql://u:{SECRET}@127.0.0.1:notaport/db",
+        f"postgresql://u:{SECRET}@[::1/db",
+    ):
+        journal = PostgresJournal(dsn)
+        with pytest.raises(smsgate.ConfigurationError, match="cannot be read") as caught:
+            await journal.open("job")
+        assert SECRET not in str(caught.value) and caught.value.__cause__ is None
+        await journal.aclose()
 
 
 @pytest.mark.asyncio
