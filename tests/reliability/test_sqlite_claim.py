@@ -329,3 +329,15 @@ async def test_lock_held_past_busy_timeout_is_a_journal_error(tmp_path: Path) ->
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+async def test_missing_directory_is_a_journal_error(tmp_path: Path) -> None:
+    """A journal path in a directory that does not exist: JournalError saying so."""
+    path = tmp_path / "no-such-dir" / "j.sqlite"
+    journal = SqliteJournal(path)
+    with pytest.raises(smsgate.JournalError, match="directory exists") as caught:
+        await journal.open("job")
+    assert caught.value.path == str(path)
+    assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
+    await journal.aclose()
+    assert not path.parent.exists()
