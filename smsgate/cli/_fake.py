@@ -185,6 +185,7 @@ def demo(
                         rate_limit=RateLimit(rate) if rate else None,
                         concurrency=concurrency,
                         on_progress=on_progress,
+                        send_window=None,  # a fake provider: no advertising hours
                     )
                     return await dispatcher.run(rows(), job_id="demo", total=count + 4)
 

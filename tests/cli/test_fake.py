@@ -57,9 +57,13 @@ def test_fake_server_stops_after_its_duration() -> None:
 
 
 def test_hints_say_uv_run_under_uv(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Under `uv run` (UV set) the hints show `uv run smsgate ...`; otherwise `smsgate ...`."""
+    """Under `uv run` (UV and UV_RUN_RECURSION_DEPTH set) hints show `uv run smsgate ...`;
+    under uvx or none, `smsgate ...`."""
     monkeypatch.setenv("UV", "/usr/bin/uv")
+    monkeypatch.setenv("UV_RUN_RECURSION_DEPTH", "1")
     assert command_name() == "uv run smsgate"
+    monkeypatch.delenv("UV_RUN_RECURSION_DEPTH")  # uvx: a tool environment
+    assert command_name() == "smsgate"
     monkeypatch.delenv("UV")
     assert command_name() == "smsgate"
 
