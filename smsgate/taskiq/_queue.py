@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import AsyncIterable, Callable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -87,6 +87,9 @@ class BulkQueue:
             unreachable, a bug) before its rows are reported ``unknown``.
         retry_delay: Seconds before such a chunk is enqueued again (doubling each time).
         progress_interval: Seconds between two writes of a running chunk's counts to Redis.
+        dispatcher_options: More keyword arguments for each chunk's
+            :class:`~smsgate.BulkDispatcher` (``max_batch``, ``retries``, ``send_window``,
+            ``recent_window``...).
     """
 
     def __init__(
@@ -105,6 +108,7 @@ class BulkQueue:
         max_attempts: int = 5,
         retry_delay: float = 1.0,
         progress_interval: float = 0.5,
+        dispatcher_options: Mapping[str, Any] | None = None,
     ) -> None:
         if not callable(gateway):
             raise ConfigurationError("gateway must be a zero-argument callable (a factory)")
@@ -137,6 +141,13 @@ class BulkQueue:
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
         self.progress_interval = progress_interval
+        self.dispatcher_options = dict(dispatcher_options or {})
+        reserved = {"rate_limit", "concurrency", "journal", "on_progress", "progress_interval"}
+        if reserved & set(self.dispatcher_options):
+            raise ConfigurationError(
+                f"dispatcher_options may not set {sorted(reserved & set(self.dispatcher_options))}"
+                ": the queue sets them"
+            )
         self._client: Any = None
         self._state: _WorkerState | None = None
         self._building: anyio.Lock | None = None
@@ -311,6 +322,7 @@ class BulkQueue:
             journal=state.journal,
             on_progress=latest.append,
             progress_interval=self.progress_interval,
+            **self.dispatcher_options,
         )
         extra: dict[str, Any] = {"stop": stop} if _supports_stop() else {}
 

@@ -276,6 +276,7 @@ def test_settings_are_checked() -> None:
         {"rate_limit": 5},
         {"journal": 5},
         {"redis": ""},
+        {"dispatcher_options": {"concurrency": 3}},
     ):
         with pytest.raises(smsgate.ConfigurationError):
             BulkQueue(broker, **{**base, **bad})
