@@ -337,6 +337,7 @@ class JobHandle:
             failures=tuple(decode_failure(item) for item in raw),
             job_id=self.job_id,
             elapsed=max(0.0, last - started),
+            stopped="cancelled" if meta.get("cancelled") else None,
             sent=values["sent"],
             failed=values["failed"],
             unknown=values["unknown"],

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import attrs
 
 from .._models import Message
 from ..dispatch._dispatcher import BulkDispatcher
@@ -344,6 +345,10 @@ class BulkQueue:
             tg.start_soon(publish)
             report = await dispatcher.run(messages, keys.job_id, total=len(messages), **extra)
             tg.cancel_scope.cancel()
+        if report.total < len(messages):
+            # Stopped before reading the whole chunk: the rows never read were not sent
+            # either; the job's report must still count them.
+            report = _add_unread(report, messages[report.total :])
         return report
 
     async def _settle(
@@ -409,6 +414,22 @@ def _all_failed(
         failed=counts["failed"],
         unknown=counts["unknown"],
         skipped=counts["skipped"],
+    )
+
+
+def _add_unread(report: BulkReport, unread: list[Message]) -> BulkReport:
+    error = JobStoppedError("the job was cancelled before this row was read")
+    errors = dict(report.errors)
+    errors[type(error).__name__] = errors.get(type(error).__name__, 0) + len(unread)
+    extra = tuple(
+        Outcome(message=m, status="failed", error=error, reason="cancelled") for m in unread
+    )
+    return attrs.evolve(
+        report,
+        total=report.total + len(unread),
+        failed=report.failed + len(unread),
+        errors=errors,
+        failures=report.failures + extra,
     )
 
 
