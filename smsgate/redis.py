@@ -42,8 +42,8 @@ __all__ = ["RedisRateLimiter"]
 
 # KEYS: the pacing key, the pause key. ARGV: interval, amount, burst allowance (seconds),
 # due (the server time this caller was told to come back at, or "" on a first try).
-# Returns, as strings (Redis truncates Lua numbers to integers): "0" when the units were
-# taken, else the server time at which to try again.
+# Returns, as strings (Redis truncates Lua numbers to integers): "ok <server time>" when
+# the units were taken, else the server time at which to try again.
 #
 # A caller that slept until `due` wakes a little late; pacing the next start from `due`
 # rather than from the moment it woke keeps the average rate (the same reasoning as
@@ -71,7 +71,7 @@ if tat > base then base = tat end
 local next_tat = base + amount * interval
 local ttl = math.ceil((next_tat - now) * 1000) + 1000
 redis.call('SET', KEYS[1], string.format('%.6f', next_tat), 'PX', ttl)
-return '0'
+return 'ok ' .. string.format('%.6f', now)
 """
 
 # KEYS: the pause key. ARGV: the pause in seconds. Moves the pause's end to now + delay on
@@ -124,6 +124,9 @@ class RedisRateLimiter:
         self._pause = redis.register_script(_PAUSE)
         self._sleep: Callable[[float], Awaitable[object]] = sleep or anyio.sleep
         self._pending_pause: float | None = None
+        #: The Redis server's time (seconds) of this object's latest grant: when the units
+        #: of the last :meth:`acquire` that returned were taken. For measurements.
+        self.last_grant: float | None = None
 
     def __repr__(self) -> str:
         limit = self.limit
@@ -159,7 +162,8 @@ class RedisRateLimiter:
                 keys=self._keys, args=[f"{interval:.9f}", amount, f"{allowance:.9f}", due]
             )
             text = answer.decode() if isinstance(answer, bytes) else str(answer)
-            if text == "0":
+            if text.startswith("ok "):
+                self.last_grant = float(text[3:])
                 return
             # The server said when to come back, on its own clock; our sleep only needs
             # the difference, which the next call measures again.

@@ -90,6 +90,7 @@ def _acquire_in_process(url: str, prefix: str, rate: int, burst: int, count: int
             for _ in range(count):
                 await limiter.acquire()
                 await stamp(keys=[f"{prefix}:stamps"])
+                await client.rpush(f"{prefix}:grants", f"{limiter.last_grant:.6f}")
         finally:
             await client.aclose()
 
@@ -135,16 +136,22 @@ def test_processes_share_one_budget(url: str, prefix: str, rate: int, burst: int
     workers, count = 3, 100
     _run_processes(url, prefix, workers=workers, rate=rate, burst=burst, count=count)
 
-    async def read() -> list[float]:
+    async def read() -> tuple[list[float], list[float]]:
         client = redis_asyncio.from_url(url)
         try:
-            return await _stamps(client, f"{prefix}:stamps")
+            return (
+                await _stamps(client, f"{prefix}:stamps"),
+                await _stamps(client, f"{prefix}:grants"),
+            )
         finally:
             await client.aclose()
 
-    stamps = asyncio.run(read())
-    assert len(stamps) == workers * count
+    stamps, grants = asyncio.run(read())
+    assert len(stamps) == len(grants) == workers * count
+    # Where the starts land (the caller's next command, on the server's clock)...
     assert _worst_window(stamps, 1.0) <= rate + burst
+    # ...and the grants themselves, as the limiter's script took them.
+    assert _worst_window(grants, 1.0) <= rate + burst
 
 
 # -- one process, several clients (connections) ---------------------------------------------------

@@ -58,25 +58,21 @@ if "SMSGATE_E2E_QUEUE" in _env:
     broker, queue = build()
 
     if _env.get("SMSGATE_E2E_STAMPS"):
-        # Diagnostics: each limiter grant appends the Redis server's TIME to a list, so the
+        # Diagnostics: each limiter grant's server time is appended to a list, so the
         # grants' windows can be compared with the arrivals' windows at the fake.
-        _STAMP = (
-            "local t = redis.call('TIME') "
-            "redis.call('RPUSH', KEYS[1], t[1] .. '.' .. string.format('%06d', tonumber(t[2]))) "
-            "return 1"
-        )
         _build_state = queue._worker_state
 
         async def _stamped_state() -> object:
             state = await _build_state()
             limiter = state.limiter
             if not getattr(limiter, "_stamped", False):
-                stamp = state.redis.register_script(_STAMP)
                 acquire = limiter.acquire
 
                 async def stamped(amount: int = 1) -> None:
                     await acquire(amount)
-                    await stamp(keys=[_env["SMSGATE_E2E_STAMPS"]])
+                    # The grant's own time on the Redis server's clock (no round trip).
+                    grant = limiter.last_grant
+                    await state.redis.rpush(_env["SMSGATE_E2E_STAMPS"], f"{grant:.6f}")
 
                 limiter.acquire = stamped
                 limiter._stamped = True
