@@ -18,12 +18,13 @@ credential reaches a message: every text built here goes through the gateway's
 
 Which transport (``transport=``):
 
-* ``"auto"`` (default): the ``http_client`` when one is given; else aiohttp's pool under
-  asyncio (httpx's own when aiohttp is missing or a proxy is set in the environment);
-  else (trio) an httpx client whose pool is sized to ``max_connections``
-  (``benchmarks/README.md`` has the measurements).
+* ``"auto"`` (default): the ``http_client`` when one is given; else, with a proxy set in
+  the environment, an httpx client (httpx honours ``HTTP(S)_PROXY``/``NO_PROXY``); else
+  aiohttp's pool under asyncio (httpx's when aiohttp is not installed) and the small h11
+  client (``_h11_transport``) under trio (``benchmarks/README.md`` has the measurements).
 * ``"httpx"``: an ``httpx.AsyncClient`` of our own (what ``respx.mock`` patches).
 * ``"aiohttp"``: aiohttp's pool; asyncio only.
+* ``"h11"``: the h11 client, on any event loop.
 """
 
 from __future__ import annotations
@@ -179,7 +180,7 @@ class HttpGateway:
         secrets: Strings that must never appear in an error or log (the password).
         allow_insecure_http: Permit an ``http://`` base URL, which sends the password in
             clear text over the network; loopback addresses are always permitted.
-        transport: ``"auto"``, ``"aiohttp"`` or ``"httpx"`` (module docstring).
+        transport: ``"auto"``, ``"aiohttp"``, ``"httpx"`` or ``"h11"`` (module docstring).
 
     Raises:
         ConfigurationError: A bad URL, timeout, limit or transport choice.
@@ -239,7 +240,8 @@ class HttpGateway:
 
     @property
     def transport_name(self) -> str:
-        """The transport in use: ``"aiohttp"`` or ``"httpx"`` (``"auto"`` before the first use)."""
+        """The transport in use: ``"aiohttp"``, ``"httpx"`` or ``"h11"`` (the setting, such as
+        ``"auto"``, before the first request)."""
         transport = self._transport
         if transport is None:
             return self._transport_choice
