@@ -126,7 +126,13 @@ async def raw_httpx(url: str, n: int) -> None:
 
 
 async def smsgate_dispatch(
-    url: str, n: int, *, same_text: bool = False, max_batch: int | None = None, rate: Any = None
+    url: str,
+    n: int,
+    *,
+    same_text: bool = False,
+    max_batch: int | None = None,
+    rate: Any = None,
+    journal: Any = None,
 ) -> Any:
     """BulkDispatcher over IppanelGateway with its defaults but for concurrency."""
     import smsgate
@@ -134,12 +140,25 @@ async def smsgate_dispatch(
     gateway = smsgate.IppanelGateway(username=USER, password=PASSWORD, sender=LINE, base_url=url)
     async with gateway:
         dispatcher = smsgate.BulkDispatcher(
-            gateway, concurrency=CONCURRENCY, max_batch=max_batch, rate_limit=rate
+            gateway,
+            concurrency=CONCURRENCY,
+            max_batch=max_batch,
+            rate_limit=rate,
+            journal=journal,
+            send_window=None,  # benchmarks run at any hour
         )
         report = await dispatcher.run(messages(n, same_text=same_text))
     if report.sent != n:
         raise RuntimeError(f"smsgate sent {report.sent} of {n}: {dict(report.errors)}")
     return report
+
+
+async def smsgate_journaled(url: str, n: int) -> Any:
+    """The same with the SQLite journal on (a fresh file per run: every row is new)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        return await smsgate_dispatch(url, n, journal=Path(folder) / "bulk.sqlite")
 
 
 async def gateway_loop(url: str, n: int) -> None:
@@ -180,6 +199,7 @@ def _throughput_runs(latency: float, n: int, repeats: int) -> dict[str, list[dic
     """Interleaved runs of every client against one fake at one latency."""
     clients: dict[str, Callable[[str, int], Any]] = {
         "smsgate": smsgate_dispatch,
+        "journal": smsgate_journaled,
         "aiohttp": raw_aiohttp,
         "httpx": raw_httpx,
         "gateway": gateway_loop,
@@ -211,8 +231,17 @@ def row_throughput(n: int, repeats: int, latencies: list[float]) -> list[list[st
                 f"smsgate {rate['smsgate']:,.0f} msg/s; aiohttp loop {rate['aiohttp']:,.0f}; "
                 f"httpx loop {rate['httpx']:,.0f}; (IppanelGateway.send loop, no dispatcher: "
                 f"{rate['gateway']:,.0f})",
-                f"**{vs_aiohttp:.2f}×** aiohttp (≥ 0.9), **{vs_httpx:.1f}×** httpx (≥ 3)",
-                _verdict(vs_aiohttp >= 0.9 and vs_httpx >= 3),
+                f"**{vs_aiohttp:.2f}×** aiohttp (≥ 0.95), **{vs_httpx:.1f}×** httpx (≥ 3)",
+                _verdict(vs_aiohttp >= 0.95 and vs_httpx >= 3),
+            ]
+        )
+        vs_off = rate["journal"] / rate["smsgate"]
+        rows.append(
+            [
+                f"the same with the SQLite journal on, fake {ms}",
+                f"journal on {rate['journal']:,.0f} msg/s; off {rate['smsgate']:,.0f}",
+                f"**{vs_off:.2f}×** the journal-off rate (≥ 0.8)",
+                _verdict(vs_off >= 0.8),
             ]
         )
         overhead = cpu["smsgate"] / cpu["aiohttp"] - 1
@@ -222,8 +251,8 @@ def row_throughput(n: int, repeats: int, latencies: list[float]) -> list[list[st
                 f"smsgate {cpu['smsgate']:.0f} µs; aiohttp loop {cpu['aiohttp']:.0f} µs; "
                 f"httpx loop {cpu['httpx']:.0f} µs; (IppanelGateway.send loop "
                 f"{cpu['gateway']:.0f} µs)",
-                f"smsgate above the transport: **{overhead:+.0%}** (≤ +15 %)",
-                _verdict(overhead <= 0.15),
+                f"smsgate above the transport: **{overhead:+.0%}** (≤ +20 %)",
+                _verdict(overhead <= 0.20),
             ]
         )
     return rows

@@ -65,6 +65,7 @@ if TYPE_CHECKING:
         RateLimiter,
         RetryPolicy,
         Route,
+        SendWindow,
     )
 
 # Public names that live in modules with heavier imports (httpx), loaded on first access.
@@ -84,6 +85,7 @@ _LAZY: dict[str, str] = {
     "RateLimiter": "smsgate.dispatch",
     "RetryPolicy": "smsgate.dispatch",
     "Route": "smsgate.dispatch",
+    "SendWindow": "smsgate.dispatch",
 }
 
 
@@ -143,6 +145,7 @@ __all__ = [
     "Route",
     "Segments",
     "SendReceipt",
+    "SendWindow",
     "SendWindowError",
     "SmsGateError",
     "SmsGateway",

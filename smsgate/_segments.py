@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import attrs
 
+from .exceptions import InvalidMessageError
+
 __all__ = ["Segments", "segments"]
 
 _GSM7_BASIC = frozenset(
@@ -80,7 +82,13 @@ def segments(text: str) -> Segments:
 
     Returns:
         A frozen :class:`Segments`.
+
+    Raises:
+        InvalidMessageError: ``text`` is not a ``str`` (``None``, bytes, a number): a bad
+            row is a typed error, never a ``TypeError`` from deep inside.
     """
+    if not isinstance(text, str):
+        raise InvalidMessageError(f"the text must be a str, not {type(text).__name__}")
     encoding, widths, non_gsm = _units(text)
     total = sum(widths)
     single, multi = (160, 153) if encoding == GSM7 else (70, 67)

@@ -411,11 +411,14 @@ class JournalError(SmsGateError):
 
     Attributes:
         path: Where the journal is (a file path, or a DSN without its password), if known.
+        report: When a bulk job ended with this error, its ``BulkReport`` of what was
+            done until then; else ``None``.
     """
 
     def __init__(self, message: str, *, path: str | None = None, **flags: Any) -> None:
         super().__init__(message, **flags)
         self.path = path
+        self.report: Any = None
 
 
 class WebhookError(SmsGateError):

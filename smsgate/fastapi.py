@@ -12,13 +12,13 @@ do::
     app.include_router(delivery_router(on_report, secret=os.environ["SMS_WEBHOOK_SECRET"]))
 
 **Why the callback runs as a background task.** The provider drops a push that is not
-answered within 15 seconds (protocols/ippanel.md §8), so the endpoint does only cheap,
-local work before it answers (checks, parsing, deduplication) and hands the reports to
-``on_report`` through FastAPI's ``BackgroundTasks``: Starlette runs them after the response
-has been sent, in the same request task. That needs no set-up from the app (no lifespan
-task group to wire), works the same under any ASGI server, and a server's graceful
-shutdown waits for running requests, background tasks included, so a report being handled
-is not cut off by a normal restart. A task group owned by the lifespan would buy only
+answered within 15 seconds (docs/webhooks.md, "What the provider sends"), so the endpoint
+does only cheap, local work before it answers (checks, parsing, deduplication) and hands the
+reports to ``on_report`` through FastAPI's ``BackgroundTasks``: Starlette runs them after
+the response has been sent, in the same request task. That needs no set-up from the app (no
+lifespan task group to wire), works the same under any ASGI server, and a server's graceful
+shutdown waits for running requests, background tasks included, so a report being handled is
+not cut off by a normal restart. A task group owned by the lifespan would buy only
 detachment from the request, at the cost of an extra moving part.
 """
 
@@ -39,11 +39,13 @@ from starlette.requests import ClientDisconnect
 from ._gateway import SmsGateway
 from .exceptions import ConfigurationError, MalformedReportError, WebhookAuthError
 from .webhooks import (
+    DEFAULT_LOG_INTERVAL,
     DEFAULT_MAX_BODY,
     DEFAULT_TOKEN_HEADER,
     DedupeStore,
     KapanelDeliveryParser,
     OnReport,
+    RefusalLog,
     ReportParser,
     ReportTooLargeError,
     UnreadableReportError,
@@ -80,12 +82,14 @@ def delivery_router(
     path: str = "/sms/delivery",
     secret: str | None = None,
     allowed_sources: Iterable[Any] | str | None = None,
+    trusted_proxies: Iterable[Any] | str | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     dedupe: DedupeStore | None = None,
     parser: ReportParser | None = None,
     token_header: str = DEFAULT_TOKEN_HEADER,
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
     include_in_schema: bool = True,
+    log_interval: float = DEFAULT_LOG_INTERVAL,
 ) -> APIRouter:
     """A router that receives Kapanel delivery pushes and calls ``on_report`` for each.
 
@@ -113,9 +117,15 @@ def delivery_router(
         secret: A shared token of 16+ URL-safe characters (``secrets.token_urlsafe(32)``),
             or ``None`` for no token.
         allowed_sources: IP addresses and CIDR networks allowed to push (the address the
-            panel announces), or ``None`` for any. Behind a reverse proxy, run the server
-            with its proxy-header option limited to your proxy, so the client address is
-            the real one.
+            panel announces), or ``None`` for any.
+        trusted_proxies: IP addresses and CIDR networks of your own reverse proxies. The
+            router reads ``X-Forwarded-For`` only on a connection from one of them, and
+            takes the right-most hop that is not a trusted proxy. Nothing is trusted by
+            default. A client address the server itself rewrote from the header (uvicorn
+            does for connections from its ``forwarded_allow_ips``, 127.0.0.1 by default)
+            is treated as unknown and refused by an allow-list: run the server with its
+            proxy headers off (``uvicorn --forwarded-allow-ips=''``) and name the proxy
+            here. See docs/webhooks.md, "Behind a proxy".
         max_body: The largest body accepted, in bytes.
         dedupe: Where seen reports are remembered (message id + recipient + status); the
             default is a fresh in-memory store. Share a store between workers with your
@@ -125,6 +135,9 @@ def delivery_router(
         token_header: The header that may carry the secret.
         body_timeout: Seconds allowed for receiving the body.
         include_in_schema: Whether the route shows in the OpenAPI schema.
+        log_interval: At least this many seconds between two warnings about refused
+            pushes of one kind (HTTP status); the line after a quiet spell says how many
+            were left out. ``0`` logs every refusal.
 
     Returns:
         An ``APIRouter`` to ``app.include_router(...)``.
@@ -136,10 +149,12 @@ def delivery_router(
         on_report,
         secret=secret,
         allowed_sources=allowed_sources,
+        trusted_proxies=trusted_proxies,
         max_body=max_body,
         dedupe=dedupe,
         token_header=token_header,
         parser=KapanelDeliveryParser() if parser is None else parser,
+        refusal_log=RefusalLog(logger, interval=log_interval),
     )
     if secret is None and allowed_sources is None:
         # Legal (a private network, a proxy that checks), but worth saying once: anyone
@@ -180,8 +195,16 @@ def receiver_router(
     async def receive_delivery_reports(
         request: Request, background_tasks: BackgroundTasks
     ) -> JSONResponse:
-        source = request.client.host if request.client else None
+        peer = request.client.host if request.client else None
+        source, how = receiver.locate(peer, request.headers.getlist("x-forwarded-for"))
         token = receiver.token_from(request.headers, request.path_params.get("token"))
+
+        def refuse(status: int, public: str, exc: Exception) -> JSONResponse:
+            # The log line names the reason; neither it nor the answer holds the secret.
+            reason: object = exc if how == "peer" else f"{exc} [source: {how}]"
+            receiver.refusal_log.refused(status, source or peer, reason)
+            return JSONResponse({"ok": False, "error": public}, status_code=status)
+
         try:
             # Everything that needs no body first, so a refused client sends us nothing.
             receiver.check_source(source)
@@ -191,16 +214,16 @@ def receiver_router(
                 with anyio.fail_after(body_timeout):
                     body = await _read_capped(request, receiver.max_body)
             except TimeoutError as exc:
-                return _refuse(408, "the body did not arrive in time", exc, source)
+                return refuse(408, "the body did not arrive in time", exc)
             result = await receiver.accept(body, request.headers, source=source, token=token)
         except WebhookAuthError as exc:
-            return _refuse(403, "forbidden", exc, source)
+            return refuse(403, "forbidden", exc)
         except ReportTooLargeError as exc:
-            return _refuse(413, str(exc), exc, source)
+            return refuse(413, str(exc), exc)
         except UnreadableReportError as exc:
-            return _refuse(400, str(exc), exc, source)
+            return refuse(400, str(exc), exc)
         except MalformedReportError as exc:
-            return _refuse(422, str(exc), exc, source)
+            return refuse(422, str(exc), exc)
         except ClientDisconnect:
             return JSONResponse({"ok": False, "error": "client went away"}, status_code=400)
         if result.reports:
@@ -245,12 +268,6 @@ async def _read_capped(request: Request, limit: int) -> bytes:
                 raise ReportTooLargeError(f"the body is over {limit} bytes")
             chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _refuse(status: int, public: str, exc: Exception, source: str | None) -> JSONResponse:
-    # The log line names the reason; neither it nor the answer ever holds the secret.
-    logger.warning("refused a delivery push from %s (HTTP %d): %s", source, status, exc)
-    return JSONResponse({"ok": False, "error": public}, status_code=status)
 
 
 # -- one gateway per app ------------------------------------------------------------------

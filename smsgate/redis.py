@@ -47,7 +47,11 @@ __all__ = ["RedisRateLimiter"]
 #
 # A caller that slept until `due` wakes a little late; pacing the next start from `due`
 # rather than from the moment it woke keeps the average rate (the same reasoning as
-# TokenBucket._take). The burst allowance still bounds how far ahead anyone may start.
+# TokenBucket._take). That credit is capped at one interval: a caller whose process
+# stalled for a long while must not start a run of back-to-back units to catch up (with
+# many processes waiting, one of them always wakes late). So in any window of `per`
+# seconds at most rate + burst units start. The burst allowance still bounds how far
+# ahead anyone may start.
 _SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -62,12 +66,26 @@ if start > now + 0.000001 then
 end
 local due = tonumber(ARGV[4])
 local base = now
-if due ~= nil and due < now then base = due end
+if due ~= nil and due < now then base = math.max(due, now - interval) end
 if tat > base then base = tat end
 local next_tat = base + amount * interval
 local ttl = math.ceil((next_tat - now) * 1000) + 1000
 redis.call('SET', KEYS[1], string.format('%.6f', next_tat), 'PX', ttl)
 return '0'
+"""
+
+# KEYS: the pause key. ARGV: the pause in seconds. Moves the pause's end to now + delay on
+# the server's clock, unless a longer pause is already set: in one step, so two processes
+# penalising at once never shorten each other's pause.
+_PAUSE = """
+local t = redis.call('TIME')
+local until_ = tonumber(t[1]) + tonumber(t[2]) / 1000000 + tonumber(ARGV[1])
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if current < until_ then
+  redis.call('SET', KEYS[1], string.format('%.6f', until_), 'PX',
+    math.ceil(tonumber(ARGV[1]) * 1000) + 1000)
+end
+return 1
 """
 
 
@@ -103,6 +121,7 @@ class RedisRateLimiter:
         self._redis = redis
         self._keys = [f"smsgate:rate:{key}:tat", f"smsgate:rate:{key}:pause"]
         self._script = redis.register_script(_SCRIPT)
+        self._pause = redis.register_script(_PAUSE)
         self._sleep: Callable[[float], Awaitable[object]] = sleep or anyio.sleep
         self._pending_pause: float | None = None
 
@@ -162,8 +181,4 @@ class RedisRateLimiter:
         delay, self._pending_pause = self._pending_pause, None
         if not delay:
             return
-        seconds, micros = await self._redis.time()
-        until = float(seconds) + float(micros) / 1_000_000 + delay
-        current = await self._redis.get(self._keys[1])
-        if current is None or float(current) < until:
-            await self._redis.set(self._keys[1], f"{until:.6f}", px=math.ceil(delay * 1000) + 1000)
+        await self._pause(keys=[self._keys[1]], args=[f"{delay:.6f}"])

@@ -8,9 +8,16 @@ uses the latter so it runs under trio too.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
+
+# The dispatcher's automatic send window (ippanel: 08:00-23:00 Tehran) would make any test
+# that sends through IppanelGateway depend on the hour it runs at. Tests of the window set
+# it explicitly (send_window=SendWindow(...)), which this does not affect. Children
+# started by tests (the CLI, kill-and-resume) inherit it.
+os.environ.setdefault("SMSGATE_SEND_WINDOW", "off")
 
 from smsgate.testing import FakeProvider, LoopbackServer, serve_loopback
 

@@ -10,6 +10,7 @@
 * :class:`Journal` (:class:`MemoryJournal`, :class:`SqliteJournal`): what lets a job resume
   without double sends. ``SqliteJournal`` (and sqlite3) load on first use.
 * :class:`CircuitBreaker`: skips a route that is down (``FallbackPolicy(breaker=...)``).
+* :class:`SendWindow`: the hours requests may start (advertising lines: 08:00-23:00 Tehran).
 
 See docs/dispatch.md.
 """
@@ -19,13 +20,30 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._breaker import CircuitBreaker, CircuitOpenError
-from ._dispatcher import BulkDispatcher, DispatcherStatistics
+from ._dispatcher import MAX_CONCURRENCY, BulkDispatcher, DispatcherStatistics
 from ._fallback import FallbackPolicy, Route, RouteBreaker
 from ._journal import Journal, JournalEntry, JournalStatus, MemoryJournal, journal_key
 from ._limiter import LimiterStatistics, RateLimit, RateLimiter, RateUnit, TokenBucket
 from ._reconcile import Reconciled, reconcile, record_reconciled
 from ._retry import RetryPolicy
-from ._values import BulkReport, Estimate, Outcome, OutcomeStatus, Progress
+from ._stream import OutcomeStream
+from ._values import (
+    REASON_ALREADY_SENT,
+    REASON_CLAIMED_BY_RUN,
+    REASON_DUPLICATE,
+    REASON_IN_DOUBT,
+    REASON_INVALID_MESSAGE,
+    REASON_INVALID_RECIPIENT,
+    REASON_JOB_STOPPED,
+    REASON_MAYBE_SENT,
+    REASON_SENT_RECENTLY,
+    BulkReport,
+    Estimate,
+    Outcome,
+    OutcomeStatus,
+    Progress,
+)
+from ._window import SendWindow
 
 if TYPE_CHECKING:
     from ._sqlite_journal import JobSummary, SqliteJournal, summarize
@@ -43,6 +61,16 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "MAX_CONCURRENCY",
+    "REASON_ALREADY_SENT",
+    "REASON_CLAIMED_BY_RUN",
+    "REASON_DUPLICATE",
+    "REASON_INVALID_MESSAGE",
+    "REASON_INVALID_RECIPIENT",
+    "REASON_IN_DOUBT",
+    "REASON_JOB_STOPPED",
+    "REASON_MAYBE_SENT",
+    "REASON_SENT_RECENTLY",
     "BulkDispatcher",
     "BulkReport",
     "CircuitBreaker",
@@ -58,6 +86,7 @@ __all__ = [
     "MemoryJournal",
     "Outcome",
     "OutcomeStatus",
+    "OutcomeStream",
     "Progress",
     "RateLimit",
     "RateLimiter",
@@ -66,6 +95,7 @@ __all__ = [
     "RetryPolicy",
     "Route",
     "RouteBreaker",
+    "SendWindow",
     "SqliteJournal",
     "TokenBucket",
     "journal_key",

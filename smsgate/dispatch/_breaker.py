@@ -53,6 +53,7 @@ from typing import Literal
 
 import attrs
 
+from .. import _telemetry
 from ..exceptions import (
     CircuitOpenError,
     ConfigurationError,
@@ -336,5 +337,6 @@ class CircuitBreaker:
             )
         elif new == "closed":
             logger.info("route %s: circuit closed", route)
+        _telemetry.breaker_state(route, new)
         if self._on_change is not None:
             self._on_change(route, old, new)

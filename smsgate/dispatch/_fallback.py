@@ -25,6 +25,7 @@ import attrs
 
 from .._gateway import SmsGateway
 from ..exceptions import ConfigurationError, RecipientOptedOutError, SmsGateError
+from ._window import WindowSetting, check_setting
 
 __all__ = ["ErrorFilter", "FallbackPolicy", "Route", "RouteBreaker"]
 
@@ -74,6 +75,8 @@ class Route:
             line.
         name: The name outcomes and journals use; defaults to
             ``"<gateway.name>:<sender or 'default'>"``.
+        send_window: This route's :class:`~smsgate.SendWindow`, ``None`` for none, or
+            ``"auto"`` (the default): whatever the dispatcher's ``send_window`` says.
 
     Raises:
         ConfigurationError: If ``gateway`` lacks ``name``/``max_recipients``/``send``.
@@ -86,6 +89,9 @@ class Route:
         kw_only=True,
         # mypy's attrs plugin cannot read Converter objects yet; the field is a str.
         converter=attrs.Converter(_route_name, takes_self=True),  # type: ignore[misc]
+    )
+    send_window: WindowSetting = attrs.field(
+        default="auto", kw_only=True, converter=check_setting, eq=False
     )
 
     def sender_for(self, message_sender: str | None) -> str | None:

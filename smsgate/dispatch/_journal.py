@@ -18,7 +18,10 @@ reads the rows back (:meth:`Journal.get`) and:
 This module holds the contract (:class:`Journal`, :class:`JournalEntry`,
 :func:`journal_key`) and :class:`MemoryJournal`, the in-memory implementation for tests and
 for one-process jobs that need no restart. The embedded durable default is
-``SqliteJournal`` (``smsgate.dispatch._sqlite_journal``), built when a path is given.
+``SqliteJournal`` (``smsgate.dispatch._sqlite_journal``), built when a path is given; the
+journal shared by many machines is ``smsgate.postgres.PostgresJournal``. The dispatcher
+claims rows (:meth:`Journal.claim`) before it sends them, so runs of one job in several places
+share the work instead of repeating it (``docs/journals.md``).
 """
 
 from __future__ import annotations
@@ -38,7 +41,10 @@ __all__ = [
     "JournalEntry",
     "JournalStatus",
     "MemoryJournal",
+    "check_job_id",
     "claimable",
+    "claimable_state",
+    "definite_refusals",
     "journal_key",
 ]
 
@@ -145,7 +151,39 @@ def claimable(entry: JournalEntry | None) -> bool:
     """
     if entry is None:
         return True
-    return entry.status == "failed" and not _maybe_sent_name(entry.error)
+    return claimable_state(entry.status, entry.error)
+
+
+def claimable_state(status: str, error: str | None) -> bool:
+    """:func:`claimable` for a row's stored ``status`` and ``error`` class name."""
+    return status == "failed" and not _maybe_sent_name(error)
+
+
+def definite_refusals() -> frozenset[str]:
+    """The error class names :func:`claimable` treats as "nothing went out".
+
+    Every :class:`~smsgate.SmsGateError` subclass known now (imported anywhere) whose
+    ``maybe_sent`` is false. A database journal passes this set to its claim statement,
+    so that the database applies exactly the rule :func:`claimable` applies in Python
+    (a ``failed`` row with no error class is claimable as well).
+    """
+    names: set[str] = set()
+    todo: list[type[_exceptions.SmsGateError]] = [_exceptions.SmsGateError]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if not _maybe_sent_name(cls.__name__):
+            names.add(cls.__name__)
+    return frozenset(names)
+
+
+def check_job_id(job_id: str) -> str:
+    """``job_id`` if it is a non-empty str; else ``TypeError`` / ``ValueError``."""
+    if not isinstance(job_id, str):
+        raise TypeError(f"job_id must be a str, not {type(job_id).__name__}")
+    if not job_id:
+        raise ValueError("job_id must not be empty")
+    return job_id
 
 
 def journal_key(recipient: str, text: str, sender: str | None) -> str:
@@ -172,9 +210,11 @@ def journal_key(recipient: str, text: str, sender: str | None) -> str:
 class Journal(Protocol):
     """Where a bulk job writes each recipient's state, so that a rerun never double-sends.
 
-    Implementations: :class:`MemoryJournal` (in memory) and ``SqliteJournal`` (a file; the
-    default when ``BulkDispatcher(journal="bulk.sqlite")`` is given a path). A shared
-    database for several processes would implement the same six methods.
+    Implementations: :class:`MemoryJournal` (in memory), ``SqliteJournal`` (a file; the
+    default when ``BulkDispatcher(journal="bulk.sqlite")`` is given a path; several
+    processes may share it) and ``smsgate.postgres.PostgresJournal`` (PostgreSQL, for
+    many workers on many machines). Two optional abilities, ``record_delivery`` and
+    ``recent_sends``, are found with ``hasattr``; all three journals have them.
     """
 
     async def open(self, job_id: str) -> None:

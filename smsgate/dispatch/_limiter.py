@@ -49,6 +49,12 @@ _UNITS: tuple[str, ...] = ("requests", "recipients", "parts")
 # computed start time that lands one ulp after "now" would loop on sleeps that cannot move
 # the clock.
 _EPSILON = 1e-9
+#: The longest window, and the longest interval between two units: a day.
+MAX_WINDOW = 86_400.0
+#: The shortest window (a millisecond).
+MIN_WINDOW = 1e-3
+#: The most units per window: the window log holds up to ``rate + burst - 1`` starts.
+MAX_RATE = 1_000_000
 
 
 def _positive(_inst: object, attr: attrs.Attribute[float], value: float) -> None:
@@ -94,13 +100,38 @@ class RateLimit:
             what operators bill and throttle).
 
     Raises:
-        ConfigurationError: For a non-positive rate or window, or a burst below 1.
+        ConfigurationError: For a non-positive or non-finite rate or window, a burst
+            below 1, a window longer than a day or shorter than a millisecond, less than
+            one unit a day, or more than a million units per window.
     """
 
     rate: float = attrs.field(validator=_positive)
     per: float = attrs.field(default=1.0, kw_only=True, validator=_positive)
     burst: int = attrs.field(default=1, kw_only=True, validator=_burst)
     unit: RateUnit = attrs.field(default="requests", kw_only=True, validator=_unit)
+
+    def __attrs_post_init__(self) -> None:
+        # Finite and positive is not enough: RateLimit(1e-300) is one request per 1e292
+        # years (a job that hangs), RateLimit(1e300) a window log no memory holds.
+        if self.per > MAX_WINDOW:
+            raise ConfigurationError(
+                f"per={self.per!r} s is longer than a day ({MAX_WINDOW:g} s); "
+                "express the limit over a shorter window"
+            )
+        if self.per < MIN_WINDOW:
+            raise ConfigurationError(
+                f"per={self.per!r} s is shorter than {MIN_WINDOW:g} s; no clock paces that finely"
+            )
+        if self.interval > MAX_WINDOW:
+            raise ConfigurationError(
+                f"RateLimit({self.rate!r}, per={self.per!r}) starts one unit every "
+                f"{self.interval:.3g} s, more than a day: a job would hang; raise the rate"
+            )
+        if self.rate > MAX_RATE or self.burst > MAX_RATE:
+            raise ConfigurationError(
+                f"rate and burst must be at most {MAX_RATE:,} per window "
+                f"(rate={self.rate!r}, burst={self.burst!r}); use rate_limit=None for no limit"
+            )
 
     @property
     def interval(self) -> float:

@@ -18,14 +18,28 @@ __all__ = ["BulkReport", "Estimate", "Outcome", "OutcomeStatus", "Progress"]
 #: What happened to one row of a bulk job.
 OutcomeStatus = Literal["sent", "failed", "unknown", "skipped"]
 
-#: ``Outcome.reason`` values the dispatcher sets.
+#: ``Outcome.reason``: a repeat of an earlier row of the job (same recipient, text, line).
 REASON_DUPLICATE = "duplicate"
+#: ``Outcome.reason``: the number is not a valid mobile number.
 REASON_INVALID_RECIPIENT = "invalid recipient"
+#: ``Outcome.reason``: the text cannot be sent (empty, a lone surrogate, too long).
 REASON_INVALID_MESSAGE = "invalid message"
+#: ``Outcome.reason``: the journal says this row was sent (an earlier or concurrent run).
 REASON_ALREADY_SENT = "already sent (journal)"
+#: ``Outcome.reason``: another run holds the row pending or in doubt: not sent again.
 REASON_IN_DOUBT = "in doubt from an earlier run (journal)"
+#: ``Outcome.reason``: the request may have gone out (a timeout after sending...).
 REASON_MAYBE_SENT = "may have been sent"
+#: ``Outcome.reason``: no route was left to try.
 REASON_ROUTES_EXHAUSTED = "no route left"
+#: ``Outcome.reason``: a concurrent run of this job on this dispatcher took the row (no
+#: journal).
+REASON_CLAIMED_BY_RUN = "taken by another run of this job"
+#: ``Outcome.reason``: the same message reached this recipient in another job of the
+#: journal within ``recent_window`` seconds.
+REASON_SENT_RECENTLY = "sent recently (another job)"
+#: ``Outcome.reason``: the job stopped before this row was sent (``JobStoppedError``).
+REASON_JOB_STOPPED = "the job stopped before it was sent"
 
 
 @attrs.frozen(kw_only=True)
@@ -92,6 +106,10 @@ class BulkReport:
         duplicates: How many of ``skipped`` were duplicates within this run.
         invalid: How many of ``failed`` were invalid numbers or texts (no request made).
         retries: Requests that were retries of an earlier one.
+        stopped: Why the job stopped before reading all its input (``stop`` was set, or an
+            account-wide error such as a wrong password), or ``None`` if it ran to the end.
+            Rows admitted but not sent are ``failed`` with ``JobStoppedError``; rows never
+            read are not counted.
     """
 
     total: int
@@ -107,6 +125,7 @@ class BulkReport:
     duplicates: int = 0
     invalid: int = 0
     retries: int = 0
+    stopped: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -122,6 +141,7 @@ class BulkReport:
             f"{self.unknown} unknown, {self.skipped} skipped ({self.duplicates} duplicates); "
             f"{self.requests} requests in {self.elapsed:.2f}s ({rate:.0f} rows/s)"
             + (f"; errors: {errors}" if errors else "")
+            + (f"; stopped: {self.stopped}" if self.stopped else "")
         )
 
 
@@ -145,6 +165,9 @@ class Progress:
         rate: Recent outcomes per second (smoothed).
         eta: Seconds left at that rate, when ``total`` is known.
         final: Whether this is the last event of the job.
+        paused_until: While the job waits for its send window to open: when it opens
+            (seconds since the epoch); ``None`` when not paused.
+        stopped: Why the job is stopping early, once it is; else ``None``.
     """
 
     job_id: str
@@ -161,6 +184,8 @@ class Progress:
     rate: float
     eta: float | None
     final: bool = False
+    paused_until: float | None = None
+    stopped: str | None = None
 
     @property
     def fraction(self) -> float | None:

@@ -16,7 +16,7 @@ Needs the ``testing`` extra (starlette, uvicorn, respx); ``import smsgate`` neve
 
 from __future__ import annotations
 
-from ._core import FakeClock, FakeCore, Faults, LedgerEntry
+from ._core import PROFILES, FakeClock, FakeCore, Faults, LedgerEntry
 from ._fake import FakeProvider
 from ._fake_gateway import FakeGateway, FakeRequest, FakeSend
 from ._routes_ippanel import ippanel_router
@@ -25,6 +25,7 @@ from ._server import LoopbackServer, serve_loopback
 from ._webhook_pusher import PushRecord, WebhookPusher
 
 __all__ = [
+    "PROFILES",
     "FakeClock",
     "FakeCore",
     "FakeGateway",

@@ -18,7 +18,25 @@ import attrs
 from .._phone import normalize_msisdn
 from ..exceptions import InvalidRecipientError
 
-__all__ = ["FakeClock", "FakeCore", "Faults", "LedgerEntry"]
+__all__ = ["PROFILES", "FakeClock", "FakeCore", "Faults", "LedgerEntry"]
+
+#: How strictly the fake follows one provider document (``FakeProvider(profile=...)``):
+#:
+#: * ``"lenient"``: every spelling any document or known client uses (the default);
+#: * ``"ippanel-pdf"``: the ippanel half as the ippanel PDF describes it (reads the bulk id
+#:   only from ``uinqid``, knows ``joblist`` and not ``jobslist``, answers ``delivery`` with
+#:   the bare array the PDF prints);
+#: * ``"kapanel"``: the ippanel half as the Kapanel pages describe it (``Uniqid``,
+#:   ``Jobslist``, the bare delivery array with Persian digits as those pages print it);
+#: * ``"negin-guide"``: the Negin half as the Negin REST guide describes it.
+#:
+#: A profile changes only the half it names; both halves read it from ``FakeCore.profile``.
+PROFILES: tuple[str, ...] = ("lenient", "ippanel-pdf", "kapanel", "negin-guide")
+
+
+def _check_profile(_instance: object, _attribute: object, value: object) -> None:
+    if value not in PROFILES:
+        raise ValueError(f"profile must be one of {', '.join(PROFILES)}, not {value!r}")
 
 
 def _e164_set(values: Iterable[str]) -> set[str]:
@@ -101,6 +119,8 @@ class FakeCore:
     clock: Callable[[], float] = time.monotonic
     faults: Faults = attrs.Factory(Faults)
     seed: int = 0
+    #: See :data:`PROFILES`; fixed for the fake's life (each half reads it per request).
+    profile: str = attrs.field(default="lenient", validator=_check_profile)
     ledger: list[LedgerEntry] = attrs.Factory(list)
     requests: int = 0
     _ids: itertools.count[int] = attrs.field(factory=lambda: itertools.count(562892393))

@@ -38,6 +38,12 @@ class FakeProvider:
             time by hand.
         faults: Scripted misbehaviour (latency, 5xx, HTML pages, dropped connections).
         seed: Seeds the fault decisions, so runs repeat.
+        profile: How strictly to follow one provider document: ``"lenient"`` (default:
+            every spelling any document or known client uses), ``"ippanel-pdf"``,
+            ``"kapanel"`` or ``"negin-guide"`` (see :data:`~smsgate.testing.PROFILES`).
+
+    Raises:
+        ValueError: For a profile name not in :data:`~smsgate.testing.PROFILES`.
 
     Attributes:
         core: The shared state; ``core.ledger`` lists every accepted send.
@@ -56,6 +62,7 @@ class FakeProvider:
         clock: Callable[[], float] | None = None,
         faults: Faults | None = None,
         seed: int = 0,
+        profile: str = "lenient",
     ) -> None:
         from starlette.applications import Starlette
 
@@ -73,6 +80,7 @@ class FakeProvider:
             opted_out=set(opted_out),
             faults=faults or Faults(),
             seed=seed,
+            profile=profile,
             **kwargs,
         )
         self.ippanel = IppanelFake(self.core)
@@ -85,6 +93,11 @@ class FakeProvider:
     def ledger(self) -> list[LedgerEntry]:
         """Every recipient of every send the fake accepted, in order."""
         return self.core.ledger
+
+    @property
+    def profile(self) -> str:
+        """The profile the fake follows (see :data:`~smsgate.testing.PROFILES`)."""
+        return self.core.profile
 
     @property
     def faults(self) -> Faults:

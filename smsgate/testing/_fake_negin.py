@@ -1,17 +1,27 @@
 """The Negin 3300 REST half of the fake provider: ``wsSend.ashx`` and ``wsStates.ashx``.
 
-Written from the protocol page (``protocols/negin.md`` §5, "Recommended fake-server
-behaviour"), never from the client (R16): it imports nothing from ``smsgate.backends``.
+Written from the protocol page (``docs/protocols/negin.md``; its §7 describes the
+profiles), never from the client (R16): it imports nothing from ``smsgate.backends``.
 Section numbers below refer to that page. Where the page guesses, this fake picks one
 answer and makes the alternatives switchable, so the client's leniency can be tested:
 
 * an id this account never issued: the whole states call answers status 24
   (``INVALID_MESSAGE_ID``) by default; ``unknown_ids="minus_one"`` answers it with the
-  state -1 (Magfa's "bad or expired id", §3.3) and ``"omit"`` leaves it out of the answer;
+  state -1 (Magfa's "bad or expired id", §6) and ``"omit"`` leaves it out of the answer;
 * ``mobile_as_number`` / ``data_as_strings`` / ``error_data`` / ``states_as_lists``: the
-  field types seen in different clients (§2.4, §5 item 6);
-* ``html_without_user_agent``: the HTML page C8 warns about (§1);
-* ``min_interval``: the SOAP 409 "requests less than 5 s apart" (§2.5).
+  field types seen in different clients (§3.3);
+* ``html_without_user_agent``: the HTML page a SOAP client warns about (§2);
+* ``min_interval``: the SOAP 409 "requests less than 5 s apart" (§4).
+
+**Profiles.** ``"lenient"`` (the default) is everything above. ``"negin-guide"`` behaves
+exactly as Negin's REST guide describes, and no more (docs/protocols/negin.md §7): form
+POSTs only (no GET, no query string), the ``/api/`` paths only, field names exactly as
+printed (lower case), ids separated by the comma the guide names, the send answer in the
+guide's sample shape (``message_id`` and ``line`` JSON numbers, ``mobile`` a string), the
+states answer as comma-joined strings, and ``18`` (the guide's number) for "not received
+by the operator" where the lenient fake says ``16``. The guide prints no error code, so
+refusals keep the lenient fake's inferred ones. The profile is the shared core's
+(``FakeProvider(profile=...)``); the ippanel profiles leave this half lenient.
 """
 
 from __future__ import annotations
@@ -29,20 +39,24 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import Receive, Scope, Send
 
-from .._phone import normalize_msisdn
+from .._phone import _DIGITS, normalize_msisdn
 from .._segments import segments
 from ..exceptions import InvalidRecipientError
 from ._core import FakeCore, LedgerEntry
 
-__all__ = ["DEFAULT_TIMELINE", "NeginFake", "Timeline"]
+__all__ = ["DEFAULT_TIMELINE", "GUIDE_PROFILE", "NeginFake", "Timeline"]
 
-#: ``(seconds after the send, state code)`` steps, in time order (§3.3 codes).
+#: The profile that follows Negin's REST guide to the letter.
+GUIDE_PROFILE = "negin-guide"
+
+#: ``(seconds after the send, state code)`` steps, in time order (§6 codes).
 Timeline = tuple[tuple[float, int], ...]
 
 #: Queued, then at the operator after 2 s, delivered after 5 s of fake time.
 DEFAULT_TIMELINE: Timeline = ((0.0, 0), (2.0, 8), (5.0, 1))
 
-# The English upper-case names of §2.5, sent as ``msg`` on errors (§5 item 5: a guess).
+# The upper-case names of the inferred codes (§4), sent as ``msg`` on errors (a guess:
+# no refusal's text is known).
 _MESSAGES: dict[int, str] = {
     -1: "success",
     1: "INVALID_RECIPIENT_NUMBER",
@@ -60,10 +74,11 @@ _MESSAGES: dict[int, str] = {
 
 _SEND_PATHS = frozenset({"/api/wssend.ashx", "/services/wssend.ashx"})
 _STATES_PATHS = frozenset({"/api/wsstates.ashx", "/services/wsstates.ashx"})
-# §5 item 7: ids are split on the comma, the Arabic comma and the Arabic decimal separator
+# §5: ids are split on the comma, the Arabic comma and the Arabic decimal separator
 # (the OCR'd seed shows the latter); spaces and quotes around them are dropped.
 _ID_SPLIT = re.compile("[,\u060c\u066b]")
-_DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
+# The guide's own words: "separated by comma (٫)" (its comma glyph is U+066B).
+_GUIDE_ID_SPLIT = re.compile("[,\u066b]")
 
 
 @attrs.define
@@ -95,8 +110,10 @@ class NeginFake:
         min_interval: Answer 409 to a send less than this many seconds after the previous
             one, or ``None``.
         messages: ``msg`` text per status code (swap it to test that clients ignore it).
-        mobile_as_number: Send ``data.mobile`` as a JSON number (C2) instead of a string.
-        data_as_strings: Send every ``data`` field as a string (C1's later typing).
+        mobile_as_number: Send ``data.mobile`` as a JSON number (a C# sample, §3.3)
+            instead of a string.
+        data_as_strings: Send every ``data`` field as a string (a C# client's later
+            typing, §3.3).
         error_data: ``data`` on errors: ``"null"``, ``"empty"`` (``{}``) or ``"absent"``.
         states_as_lists: Send ``msgIds``/``states`` as JSON lists instead of comma strings.
         html_without_user_agent: Answer an HTML page to requests with no User-Agent.
@@ -128,6 +145,16 @@ class NeginFake:
         self._last_send: float | None = None
         # The loopback server answers from its own thread while tests read and script.
         self._lock = threading.Lock()
+
+    @property
+    def profile(self) -> str:
+        """The shared core's profile (``FakeProvider(profile=...)``); this half follows
+        ``"negin-guide"`` and is lenient under every other."""
+        return self.core.profile
+
+    @property
+    def _guide(self) -> bool:
+        return self.core.profile == GUIDE_PROFILE
 
     # -- scripting ---------------------------------------------------------------------
 
@@ -174,16 +201,21 @@ class NeginFake:
 
     async def _fields(self, request: Request) -> dict[str, str]:
         # ASP.NET's Request["name"] reads the query string first, then the form, and
-        # ignores key case (§1, §5 item 2). A JSON body has no form fields.
+        # ignores key case (§2). A JSON body has no form fields.
+        # The guide profile reads only what the guide prints: POST parameters, by their
+        # exact (lower-case) names.
+        guide = self._guide
+        fold = str if guide else str.lower
         fields: dict[str, str] = {}
-        for key, value in request.query_params.multi_items():
-            fields.setdefault(key.lower(), value)
+        if not guide:
+            for key, value in request.query_params.multi_items():
+                fields.setdefault(fold(key), value)
         content_type = request.headers.get("content-type", "")
         if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
             async with request.form() as form:
                 for key, item in form.multi_items():
                     if isinstance(item, str):  # uploaded files are not fields
-                        fields.setdefault(key.lower(), item)
+                        fields.setdefault(fold(key), item)
         shown = {k: ("***" if k == "password" else v) for k, v in fields.items()}
         shown.update(_path=request.url.path, _method=request.method)
         with self._lock:
@@ -200,8 +232,26 @@ class NeginFake:
         else:
             body["data"] = data
         payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        # §5 item 3: always 200 with JSON; the error is in "status".
+        # §2: always 200 with JSON; the error is in "status".
         return Response(payload, status_code=200, media_type="application/json; charset=utf-8")
+
+    def _outside_guide(self, request: Request) -> Response | None:
+        """What the guide profile answers to a request the guide does not describe."""
+        if not self._guide:
+            return None
+        if not request.url.path.lower().startswith("/api/"):
+            return PlainTextResponse("Not Found", status_code=404)
+        if request.method != "POST":
+            return PlainTextResponse("Method Not Allowed", status_code=405)
+        return None
+
+    async def _admit(self, request: Request) -> tuple[dict[str, str], Response | None]:
+        """The request's fields, and the answer if it is refused before its own checks."""
+        outside = self._outside_guide(request)
+        if outside is not None:
+            return {}, outside
+        fields = await self._fields(request)
+        return fields, self._refusal(request, fields)
 
     def _refusal(self, request: Request, fields: Mapping[str, str]) -> Response | None:
         """The answers every endpoint gives before looking at its own fields."""
@@ -216,15 +266,15 @@ class NeginFake:
     # -- wsSend.ashx ---------------------------------------------------------------------
 
     async def _send(self, request: Request) -> Response:
-        fields = await self._fields(request)
-        refusal = self._refusal(request, fields)
+        fields, refusal = await self._admit(request)
         if refusal is not None:
             return refusal
-        # The check order of §5 item 4.
+        # Checks, in this order: credentials, account, type, line, number, text, credit,
+        # opt-out (the inferred codes of §4).
         kind = fields.get("type", "").strip() or "0"
         if kind not in ("0", "1", "2"):
             return self._reply(20)
-        line = fields.get("line", "").strip()  # an empty line counts as absent (C5)
+        line = fields.get("line", "").strip()  # an empty line counts as absent (a PHP client, §3.1)
         line2 = fields.get("line2", "").strip()
         if (kind != "2" and not line) or (line and line not in self.lines):
             return self._reply(2)
@@ -280,7 +330,7 @@ class NeginFake:
         return self._reply(-1, self._send_data(message_id, used, recipient))
 
     def _route(self, kind: str, line: str, line2: str, recipient: str) -> tuple[str | None, str]:
-        """Which route sends, and from which number (§2.2, §5 item 4.8)."""
+        """Which route sends, and from which number (§3.2)."""
         if kind == "2" and not line:
             return "service_line", self.service_line  # scenario 2
         if not self.core.is_opted_out(recipient):
@@ -295,6 +345,10 @@ class NeginFake:
 
     def _send_data(self, message_id: str, line: str, recipient: str) -> dict[str, Any]:
         mobile = recipient[1:]  # the 98… form the real service echoes
+        if self._guide:
+            # The guide's sample: {"message_id": 3403, "line": 9830003300,
+            # "mobile": "989395213300"}.
+            return {"message_id": int(message_id), "line": int(line), "mobile": mobile}
         if self.data_as_strings:
             return {"message_id": message_id, "line": line, "mobile": mobile}
         return {
@@ -306,13 +360,14 @@ class NeginFake:
     # -- wsStates.ashx -------------------------------------------------------------------
 
     async def _states(self, request: Request) -> Response:
-        fields = await self._fields(request)
-        refusal = self._refusal(request, fields)
+        fields, refusal = await self._admit(request)
         if refusal is not None:
             return refusal
         ids = [
             piece.strip().strip("\"'").strip()
-            for piece in _ID_SPLIT.split(fields.get("message_ids", ""))
+            for piece in (_GUIDE_ID_SPLIT if self._guide else _ID_SPLIT).split(
+                fields.get("message_ids", "")
+            )
         ]
         ids = [i.translate(_DIGITS) for i in ids if i]
         with self._lock:
@@ -328,6 +383,12 @@ class NeginFake:
         return self._reply(-1, self._states_data(pairs))
 
     def _states_data(self, pairs: Sequence[tuple[str, int]]) -> dict[str, Any]:
+        if self._guide:
+            # Comma-joined strings, and the guide's 18 for "not received by the operator".
+            return {
+                "msgIds": ",".join(i for i, _ in pairs),
+                "states": ",".join(str(18 if s == 16 else s) for _, s in pairs),
+            }
         if self.states_as_lists:
             return {"msgIds": [int(i) for i, _ in pairs], "states": [s for _, s in pairs]}
         return {
@@ -340,7 +401,7 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 class _CaselessRoute(BaseRoute):
-    """A route for a fixed set of paths compared without case, as IIS does (§1)."""
+    """A route for a fixed set of paths compared without case, as IIS does (§2)."""
 
     def __init__(self, paths: Iterable[str], endpoint: Endpoint) -> None:
         self._paths = frozenset(p.lower() for p in paths)

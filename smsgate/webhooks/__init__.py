@@ -5,6 +5,8 @@
   own field names and status values.
 * :class:`WebhookReceiver` is the whole endpoint's logic: source allow-list, constant-time
   secret check, size cap, parsing, deduplication, and then the user's ``on_report``.
+* :class:`RefusalLog` writes the warnings about refused pushes, at most one line per
+  interval and kind, so a flood of forged pushes cannot fill a disk.
 * :class:`DedupeStore` is the small protocol for remembering seen reports;
   :class:`MemoryDedupeStore` is the in-process default.
 
@@ -29,8 +31,10 @@ from ._receiver import (
     WebhookReceiver,
     WebhookResult,
 )
+from ._throttle import DEFAULT_LOG_INTERVAL, RefusalLog
 
 __all__ = [
+    "DEFAULT_LOG_INTERVAL",
     "DEFAULT_MAX_BODY",
     "DEFAULT_TOKEN_HEADER",
     "FIELDS",
@@ -38,6 +42,7 @@ __all__ = [
     "KapanelDeliveryParser",
     "MemoryDedupeStore",
     "OnReport",
+    "RefusalLog",
     "ReportParser",
     "ReportTooLargeError",
     "UnreadableReportError",

@@ -4,15 +4,14 @@ A web framework gives it the request's bytes, headers, client address and token,
 back the new reports (or a :class:`~smsgate.WebhookError` saying why not). Handing the
 reports to the user's callback is a second step, :meth:`WebhookReceiver.deliver`, so that a
 framework can answer the provider first and run the callback afterwards: the provider
-gives an endpoint 15 seconds (protocols/ippanel.md §8), and a user's callback may write to
-a slow database.
+gives an endpoint 15 seconds (docs/webhooks.md, "What the provider sends"), and a user's
+callback may write to a slow database.
 """
 
 from __future__ import annotations
 
 import hmac
 import inspect
-import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TypeAlias
@@ -24,6 +23,8 @@ from ..exceptions import ConfigurationError, WebhookAuthError
 from ._dedupe import DedupeStore, MemoryDedupeStore, dedupe_key
 from ._errors import ReportTooLargeError, UnreadableReportError
 from ._kapanel import KapanelDeliveryParser
+from ._source import Network, SourceSpec, address, client_source, networks
+from ._throttle import RefusalLog
 
 __all__ = [
     "DEFAULT_MAX_BODY",
@@ -46,8 +47,6 @@ OnReport: TypeAlias = Callable[[DeliveryReport], Awaitable[None] | None]
 #: A provider's push parser: ``(body, headers) -> reports``.
 ReportParser: TypeAlias = Callable[[bytes, Mapping[str, str]], list[DeliveryReport]]
 
-_Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
-_SourceSpec: TypeAlias = str | ipaddress.IPv4Address | ipaddress.IPv6Address | _Network
 # Characters a secret may use: those that travel in a URL path segment unescaped (RFC 3986
 # "unreserved"), so the token in the panel's callback URL is exactly the configured one.
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
@@ -68,25 +67,16 @@ def _secret_bytes(value: str | None) -> bytes | None:
     return value.encode("ascii")
 
 
-def _networks(value: Iterable[_SourceSpec] | str | None) -> tuple[_Network, ...] | None:
-    if value is None:
-        return None
-    if isinstance(value, str | ipaddress.IPv4Address | ipaddress.IPv6Address | _Network):
-        # One address or network given bare (a network object is iterable: over its hosts).
-        value = [value]
-    nets: list[_Network] = []
-    for spec in value:
-        try:
-            nets.append(ipaddress.ip_network(spec, strict=False))
-        except (TypeError, ValueError):
-            raise ConfigurationError(
-                f"allowed_sources holds {spec!r}, which is not an IP address or network"
-            ) from None
-    if not nets:
-        raise ConfigurationError(
-            "allowed_sources is empty, which would refuse every push; pass None to allow all"
-        )
-    return tuple(nets)
+def _allowed(value: Iterable[SourceSpec] | SourceSpec | None) -> tuple[Network, ...] | None:
+    return networks(value, field="allowed_sources", empty_ok=False)
+
+
+def _trusted(value: Iterable[SourceSpec] | SourceSpec | None) -> tuple[Network, ...]:
+    return networks(value, field="trusted_proxies", empty_ok=True) or ()
+
+
+def _refusal_log(value: RefusalLog | None) -> RefusalLog:
+    return RefusalLog() if value is None else value
 
 
 def _max_body(value: int) -> int:
@@ -102,19 +92,6 @@ def _dedupe(value: DedupeStore | None) -> DedupeStore:
     if not isinstance(value, DedupeStore):
         raise ConfigurationError("dedupe must have an async seen(key) -> bool method")
     return value
-
-
-def _address(host: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    if not host:
-        return None
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])  # drop an IPv6 zone id
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        # A dual-stack socket reports an IPv4 client as ::ffff:a.b.c.d.
-        return address.ipv4_mapped
-    return address
 
 
 @attrs.frozen(kw_only=True)
@@ -149,11 +126,16 @@ class WebhookReceiver:
             shown in ``repr`` or any message.
         allowed_sources: IP addresses or networks (CIDR) pushes may come from, e.g. the
             address the panel announces; ``None`` allows any.
+        trusted_proxies: IP addresses or networks (CIDR) of your own reverse proxies:
+            only a request whose peer is one of them has its ``X-Forwarded-For`` read
+            (see :meth:`source_from`). Nothing is trusted by default.
         max_body: The largest body accepted, in bytes.
         dedupe: Where seen reports are remembered; ``None`` for a fresh
             :class:`MemoryDedupeStore`.
         parser: Turns a body into reports; default: the Kapanel parser.
         token_header: The header that may carry the secret.
+        refusal_log: Where refused pushes are logged, at most one line per interval and
+            kind; default a :class:`~smsgate.webhooks.RefusalLog` of 60 s.
 
     Raises:
         ConfigurationError: A malformed secret, network or size.
@@ -163,30 +145,61 @@ class WebhookReceiver:
     _secret: bytes | None = attrs.field(
         default=None, converter=_secret_bytes, repr=False, alias="secret", kw_only=True
     )
-    allowed_sources: tuple[_Network, ...] | None = attrs.field(
-        default=None, converter=_networks, kw_only=True
+    allowed_sources: tuple[Network, ...] | None = attrs.field(
+        default=None, converter=_allowed, kw_only=True
+    )
+    trusted_proxies: tuple[Network, ...] = attrs.field(
+        default=None, converter=_trusted, kw_only=True
     )
     max_body: int = attrs.field(default=DEFAULT_MAX_BODY, converter=_max_body, kw_only=True)
     dedupe: DedupeStore = attrs.field(default=None, converter=_dedupe, kw_only=True)
     parser: ReportParser = attrs.field(factory=KapanelDeliveryParser, kw_only=True, repr=False)
     token_header: str = attrs.field(default=DEFAULT_TOKEN_HEADER, kw_only=True)
+    refusal_log: RefusalLog = attrs.field(
+        default=None, converter=_refusal_log, kw_only=True, repr=False
+    )
 
     # -- the checks, each usable on its own -------------------------------------------
+
+    def source_from(self, peer: str | None, forwarded_for: Sequence[str] = ()) -> str | None:
+        """The address a request comes from, believing ``X-Forwarded-For`` only from a
+        trusted proxy.
+
+        1. No ``X-Forwarded-For``: ``peer``.
+        2. ``peer`` is one of the header's hops: the server already rewrote the client
+           address from the header (uvicorn does for its ``forwarded_allow_ips``), so the
+           real peer is unknown: ``None`` (an allow-list refuses it).
+        3. ``peer`` is in ``trusted_proxies``: the right-most hop that is not a trusted
+           proxy (the left-most if all are); ``None`` if a hop is not an IP address.
+        4. Otherwise the header is ignored: ``peer``.
+
+        Args:
+            peer: The client address the server reports for the connection.
+            forwarded_for: The value of every ``X-Forwarded-For`` header, in order.
+
+        Returns:
+            The source address, or ``None`` when it cannot be known.
+        """
+        return self.locate(peer, forwarded_for)[0]
+
+    def locate(self, peer: str | None, forwarded_for: Sequence[str] = ()) -> tuple[str | None, str]:
+        """:meth:`source_from`, with a short reason saying which rule decided (for logs)."""
+        return client_source(peer, forwarded_for, self.trusted_proxies)
 
     def check_source(self, source: str | None) -> None:
         """Refuse a client address outside ``allowed_sources``.
 
         Args:
-            source: The client's IP address as the server saw it (behind a reverse proxy,
-                let the server resolve ``X-Forwarded-For`` from trusted proxies only).
+            source: The client's IP address (:meth:`source_from` finds it behind your
+                trusted proxies).
 
         Raises:
             WebhookAuthError: The address is missing, unreadable or not allowed.
         """
         if self.allowed_sources is None:
             return
-        address = _address(source)
-        if address is None or not any(address in net for net in self.allowed_sources):
+        found = address(source)
+        if found is None or not any(found in net for net in self.allowed_sources):
             shown = source or "an unknown address"
             raise WebhookAuthError(f"pushes from {shown} are not allowed")
 

@@ -274,8 +274,6 @@ async def test_send_lenient_answers(body: bytes, content_type: str) -> None:
         b'[0,"1",2]',
         b'[true,"1"]',
         b'["x","1"]',
-        b"562892393",
-        b'"562892393"',
         b"{}",
         b"null",
         b'{"status": {"code": "zero"}}',
@@ -389,6 +387,7 @@ async def test_error_flags() -> None:
         ([12345, "Something new"], "12345", "Something new"),
         (["-3", "negative"], "-3", "negative"),
         ([6], "6", None),
+        ([8, "x"], "8", "x"),
         ([7777, {"a": 1}], "7777", '{"a": 1}'),
         ([7777, 42], "7777", "42"),
         ({"status": {"code": 8888, "errorMessage": "v2 says no"}}, "8888", "v2 says no"),
@@ -524,7 +523,7 @@ async def test_pattern_errors(endpoint: str, code: int) -> None:
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("body", [b"0", b"-971", b'"abc"', b"{}", b"<html>error</html>"])
+@pytest.mark.parametrize("body", [b'"abc"', b"{}", b"<html>error</html>", b"1.5"])
 async def test_pattern_unreadable(body: bytes) -> None:
     """No bulk id in a pattern answer is ProtocolError (maybe_sent), excerpt free of secrets."""
     router = ippanel_router(responses={"patterns": raw(body)})
@@ -618,6 +617,7 @@ async def test_delivery_by_receipt_and_by_id() -> None:
         "pass": PASSWORD,
         "op": "delivery",
         "uinqid": receipt.message_id,
+        "Uniqid": receipt.message_id,
     }
     assert by_receipt == by_id
     assert [r.recipient for r in by_receipt] == list(receipt.recipients)
@@ -704,7 +704,7 @@ async def test_delivery_odd_number_kept() -> None:
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("payload", [[0, ""], [0, "[]"], [0, None]])
+@pytest.mark.parametrize("payload", [[0, ""], [0, "[]"], [], [0, []]])
 async def test_delivery_empty(payload: Any) -> None:
     """An empty list (a bulk not yet split into numbers) is no reports, not an error."""
     router = ippanel_router(responses={"delivery": payload})

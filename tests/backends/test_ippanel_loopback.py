@@ -1,5 +1,6 @@
 """The integration twin of test_ippanel.py: IppanelGateway against the FakeProvider served
-by uvicorn on 127.0.0.1 (one server per module; a fresh fake per test)."""
+by uvicorn on 127.0.0.1 (one server per module; a fresh fake per test), against every
+profile of the fake that concerns ippanel, under asyncio and trio."""
 
 from __future__ import annotations
 
@@ -49,10 +50,20 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+#: The fake's profiles that concern ippanel: every test here runs against each.
+PROFILES = ("lenient", "ippanel-pdf", "kapanel")
+
+
+@pytest.fixture(params=PROFILES)
+def profile(request: pytest.FixtureRequest) -> str:
+    """How strictly the fake follows one document (see smsgate.testing.PROFILES)."""
+    return str(request.param)
+
+
 @pytest.fixture
-def fake(server: tuple[_Switch, str], clock: FakeClock) -> FakeProvider:
+def fake(server: tuple[_Switch, str], clock: FakeClock, profile: str) -> FakeProvider:
     """A fresh fake provider behind the shared server, with one opted-out number."""
-    provider = FakeProvider(clock=clock, opted_out=["09350000001"])
+    provider = FakeProvider(clock=clock, opted_out=["09350000001"], profile=profile)
     server[0].app = provider
     return provider
 
@@ -111,7 +122,7 @@ async def test_send_delivery_timeline(url: str, fake: FakeProvider, clock: FakeC
     assert fake.ippanel.bulks() == [receipt.message_id]
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_failed_and_pending(url: str, fake: FakeProvider, clock: FakeClock) -> None:
     """An undeliverable number ends UNDELIVERED; between send and final it is AT_OPERATOR."""
     fake.ippanel.undeliverable.add("+989121111111")
@@ -127,7 +138,7 @@ async def test_failed_and_pending(url: str, fake: FakeProvider, clock: FakeClock
     assert (status.status, status.validation, status.finished) == ("Finish", "approve", True)
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_credit_charged_per_part_and_recipient(url: str, fake: FakeProvider) -> None:
     """Credit falls by parts × recipients × price; `/` as decimal mark reads the same."""
     async with gateway(url) as gw:
@@ -142,7 +153,7 @@ async def test_credit_charged_per_part_and_recipient(url: str, fake: FakeProvide
     assert all(e.parts == 2 for e in fake.ledger)
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_status_before_final(url: str, fake: FakeProvider) -> None:
     """checkmessage before the numbers are final says Interacting."""
     fake.ippanel.validation = "notconfirm"
@@ -167,7 +178,7 @@ async def test_unknown_bulk(url: str, fake: FakeProvider) -> None:
     assert info.value.code == "456"
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_scheduled_send(url: str, fake: FakeProvider) -> None:
     """A future `time` is accepted; a past one is refused with 1006."""
     fake.ippanel.wall_clock = lambda: datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
@@ -198,7 +209,7 @@ async def test_pattern_endpoints(url: str, fake: FakeProvider, endpoint: Any) ->
     assert [r.recipient for r in reports] == ["+989121234567"]
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 @pytest.mark.parametrize("endpoint", ["patterns/pattern", "sendPattern", "api/select"])
 async def test_pattern_refusals(url: str, fake: FakeProvider, endpoint: Any) -> None:
     """Unknown (971), inactive (996), foreign (997) patterns and missing values (970)."""
@@ -220,9 +231,9 @@ async def test_pattern_url_log_has_no_credentials(
     url: str, fake: FakeProvider, caplog: pytest.LogCaptureFixture, anyio_backend: str
 ) -> None:
     """Over a real socket, no log record (httpx INFO included, any logger at DEBUG) shows
-    the credentials of the /patterns/pattern query string."""
+    the credentials of the /patterns/pattern query string. The httpx transport is chosen
+    so that httpx logs the request (the default transports make no httpx record)."""
     with caplog.at_level(logging.DEBUG):
-        # transport="httpx": httpx's client logs each request (URL included) at INFO.
         async with gateway(url, pattern_endpoint="patterns/pattern", transport="httpx") as gw:
             await gw.send_pattern("09121234567", pattern_code="ybnldnpo73", values={"code": "1"})
     lines = [r.getMessage() for r in caplog.records if r.name == "httpx"]
@@ -236,7 +247,7 @@ async def test_pattern_url_log_has_no_credentials(
 # -- the other ops ----------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_phonebooks_and_inbox(url: str, fake: FakeProvider) -> None:
     """booklist/booksend reach the phonebook's numbers; inboxlist returns unread messages once."""
     book = fake.ippanel.add_phonebook("friends", ["09121111111", "09352222222"])
@@ -257,7 +268,7 @@ async def test_phonebooks_and_inbox(url: str, fake: FakeProvider) -> None:
     assert info.value.code == "4"
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_packages_and_accounts(url: str, fake: FakeProvider) -> None:
     """accesslist lists packages; newuser creates once, then 304; weak passwords 1002; 964."""
     async with gateway(url) as gw:
@@ -282,7 +293,7 @@ async def test_packages_and_accounts(url: str, fake: FakeProvider) -> None:
     assert "Long-enough-9" not in str(taken.value) and "short" not in str(weak.value.message)
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_postal_targeting(url: str, fake: FakeProvider) -> None:
     """postalcodecount matches what postalcodesend reaches; areas list Tehran codes."""
     async with gateway(url) as gw:
@@ -297,7 +308,7 @@ async def test_postal_targeting(url: str, fake: FakeProvider) -> None:
     assert areas and all(a.code.isdigit() and a.title for a in areas)
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_job_targeting(url: str, fake: FakeProvider) -> None:
     """jobslist -> jobstrenlist -> jobscount -> jobssend reach the counted numbers."""
     async with gateway(url) as gw:
@@ -315,7 +326,7 @@ async def test_job_targeting(url: str, fake: FakeProvider) -> None:
 # -- errors -----------------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_error_classes_over_http(url: str, fake: FakeProvider) -> None:
     """One code per error class, answered by the fake over HTTP, becomes that class with its
     code and text (test_ippanel.py covers every code; this proves the wire path)."""
@@ -335,7 +346,7 @@ async def test_error_classes_over_http(url: str, fake: FakeProvider) -> None:
     assert fake.ledger == []
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_natural_refusals(url: str, fake: FakeProvider) -> None:
     """Wrong password (962), foreign line (3), no credit (5), too many (98), window (992)."""
     fake.ippanel.max_recipients = 2
@@ -362,7 +373,7 @@ async def test_natural_refusals(url: str, fake: FakeProvider) -> None:
     assert [e.message_id for e in fake.ledger] == [pattern.message_id]
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_faults(url: str, fake: FakeProvider) -> None:
     """HTML page -> ProtocolError; HTTP 500 -> ProviderUnavailableError; a dropped answer
     -> OutcomeUnknownError while the fake's ledger shows the send happened."""
@@ -387,7 +398,8 @@ async def test_faults(url: str, fake: FakeProvider) -> None:
 # -- the fake's own wire leniency (clients other than ours) ------------------------------------
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
+@pytest.mark.parametrize("profile", ["lenient"])  # the leniency of the default profile
 async def test_fake_accepts_other_encodings(url: str, fake: FakeProvider, clock: FakeClock) -> None:
     """Multipart with PHP arrays, a JSON body, S0's `Uniqid`, capitalised ops, GET patterns."""
     async with httpx.AsyncClient(base_url=url) as client:
@@ -469,7 +481,81 @@ async def test_fake_accepts_other_encodings(url: str, fake: FakeProvider, clock:
     assert fake.ledger[-1].text == "کد تایید شما: 7"
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("profile", "field", "other_field", "jobs_op", "other_jobs_op", "first_number"),
+    [
+        ("ippanel-pdf", "uinqid", "Uniqid", "joblist", "Jobslist", "+989121111111"),
+        ("kapanel", "Uniqid", "uinqid", "Jobslist", "joblist", "+۹۸۹۱۲۱۱۱۱۱۱۱"),
+    ],
+)
+async def test_strict_profiles_on_the_wire(
+    url: str,
+    fake: FakeProvider,
+    clock: FakeClock,
+    field: str,
+    other_field: str,
+    jobs_op: str,
+    other_jobs_op: str,
+    first_number: str,
+) -> None:
+    """Each strict profile reads one spelling of the bulk-id field and of the jobs-list op,
+    answers delivery with the document's bare array, and a bad login there with bare text."""
+    login = {"uname": USERNAME, "pass": PASSWORD}
+    async with httpx.AsyncClient(base_url=url) as client:
+        sent = await client.post(
+            "/services.jspd",
+            data={**login, "op": "send", "from": SENDER, "message": "hi",
+                  "to": '["09121111111","09122222222"]'},
+        )  # fmt: skip
+        bulk = sent.json()[1]
+        clock.advance(60)
+        right = await client.post("/services.jspd", data={**login, "op": "delivery", field: bulk})
+        wrong = await client.post(
+            "/services.jspd", data={**login, "op": "delivery", other_field: bulk}
+        )
+        bad_login = await client.post(
+            "/services.jspd",
+            data={"uname": USERNAME, "pass": "wrong", "op": "delivery", field: bulk},
+        )
+        known = await client.post("/services.jspd", data={**login, "op": jobs_op})
+        unknown = await client.post("/services.jspd", data={**login, "op": other_jobs_op})
+    assert right.json() == [f"{first_number}:delivered", "+989122222222:delivered"]
+    assert wrong.json() is None
+    assert bad_login.text == "The username or password is incorrect"
+    assert bad_login.headers["content-type"].startswith("text/plain")
+    assert known.json()[0] == 0
+    assert unknown.json()[0] not in ERROR_CODES and unknown.json()[0] != 0
+
+
+@pytest.mark.anyio
+async def test_delivery_wrong_password(url: str, fake: FakeProvider) -> None:
+    """A refused login on delivery is AuthenticationError in every profile ([962, text] from
+    the lenient fake, the English text alone from the strict ones)."""
+    async with gateway(url) as gw:
+        receipt = await gw.send("09121111111", "hi")
+    async with gateway(url, password="not-the-password") as gw:
+        with pytest.raises(smsgate.AuthenticationError) as info:
+            await gw.delivery(receipt)
+    assert "not-the-password" not in str(info.value)
+
+
+@pytest.mark.anyio
+async def test_gateway_remembers_the_jobs_op(url: str, fake: FakeProvider) -> None:
+    """Against a panel knowing one jobs-list spelling, the gateway finds it once and keeps it."""
+    async with gateway(url) as gw:
+        first = await gw.jobs.list()
+        before = gw.requests_made
+        second = await gw.jobs.list()
+        after = gw.requests_made
+    assert first == second and first
+    # Only the first call may have needed a second try; the next goes straight through.
+    assert after - before == 1
+    expected = {"lenient": "jobslist", "kapanel": "jobslist", "ippanel-pdf": "joblist"}
+    assert gw._jobs_op == expected[fake.profile]
+
+
+@pytest.mark.anyio
 async def test_all_final_within_a_minute(url: str, fake: FakeProvider, clock: FakeClock) -> None:
     """With failures switched on, every recipient is final 60 s after the send."""
     fake.ippanel.failure_rate = 0.5
@@ -481,3 +567,19 @@ async def test_all_final_within_a_minute(url: str, fake: FakeProvider, clock: Fa
     states = {r.state for r in reports}
     assert len(reports) == 40 and all(r.is_final for r in reports)
     assert states == {smsgate.DeliveryState.DELIVERED, smsgate.DeliveryState.UNDELIVERED}
+
+
+@pytest.mark.parametrize("profile", ["lenient"])
+def test_profile_names_are_checked(profile: str) -> None:
+    """FakeProvider validates the profile name and puts it where both halves read it."""
+    from smsgate.testing import PROFILES
+
+    assert PROFILES == ("lenient", "ippanel-pdf", "kapanel", "negin-guide")
+    for name in PROFILES:
+        fake = FakeProvider(profile=name)
+        assert fake.profile == fake.core.profile == name
+        assert fake.ippanel.core is fake.core and fake.negin.core is fake.core
+    assert FakeProvider().profile == "lenient"
+    for bad in ("strict", "Kapanel", "", None):
+        with pytest.raises(ValueError, match="profile"):
+            FakeProvider(profile=bad)  # type: ignore[arg-type]

@@ -25,7 +25,7 @@ BASE = {"username": "user", "password": PASSWORD, "mobile": "989121234567", "mes
 
 
 def ok(message_id: Any = 3403, line: Any = 9830003300, **data: Any) -> dict[str, Any]:
-    """A success envelope (protocols/negin.md §2.4)."""
+    """A success envelope (docs/protocols/negin.md §3.3)."""
     return {
         "data": {"message_id": message_id, "line": line, "mobile": "989121234567", **data},
         "status": -1,
@@ -162,7 +162,7 @@ async def test_sender_overrides_line() -> None:
 
 @pytest.mark.asyncio
 async def test_extra_params_pass_through() -> None:
-    """extra_params (e.g. life_time, §6 q12) are added to every send."""
+    """extra_params (e.g. life_time, docs/protocols/negin.md §3.1) are added to every send."""
     router = negin_router()
     async with connected(router, extra_params={"life_time": "60"}) as gw:
         await gw.send(NUMBER, "سلام")
@@ -231,7 +231,7 @@ def test_line_digits_are_cleaned() -> None:
     ],
 )
 def test_normalize_line(given: str, expected: str) -> None:
-    """normalize_line adds the 98 prefix every example line has (opt-in, §6 q9)."""
+    """normalize_line adds the 98 prefix every example line has (opt-in; protocols §3.1)."""
     assert normalize_line(given) == expected
 
 
@@ -252,6 +252,16 @@ def test_repr_hides_password() -> None:
         ([], "hi", smsgate.InvalidRecipientError),
         (NUMBER, "", smsgate.InvalidMessageError),
         (NUMBER, "   ", smsgate.InvalidMessageError),
+        # The one rule of both backends (smsgate._phone.normalize_recipients).
+        ([NUMBER, "+989121234567"], "hi", smsgate.InvalidRecipientError),
+        ({NUMBER}, "hi", smsgate.InvalidRecipientError),
+        (None, "hi", smsgate.InvalidRecipientError),
+        (9121234567, "hi", smsgate.InvalidRecipientError),
+        ([NUMBER, None], "hi", smsgate.InvalidRecipientError),
+        # smsgate._text.check_text: unencodable, oversized, not a str.
+        (NUMBER, "bad \ud800 text", smsgate.InvalidMessageError),
+        (NUMBER, "x" * 2001, smsgate.InvalidMessageError),
+        (NUMBER, None, smsgate.InvalidMessageError),
     ],
 )
 async def test_bad_input_before_io(to: Any, text: str, error: type[Exception]) -> None:
@@ -260,6 +270,8 @@ async def test_bad_input_before_io(to: Any, text: str, error: type[Exception]) -
     async with connected(router) as gw:
         with pytest.raises(error):
             await gw.send(to, text)
+        with pytest.raises(error):
+            await gw.send_service(to, text)
     assert router["send"].call_count == 0
 
 
@@ -324,7 +336,7 @@ async def test_missing_line_is_not_guessed_with_a_fallback() -> None:
 async def test_other_negative_status_is_success_with_a_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A negative status other than -1 counts as success (§6 q1) and is logged."""
+    """A negative status other than -1 counts as success (protocols §3.3) and is logged."""
     answer = {**ok(55), "status": -3}
     with caplog.at_level(logging.WARNING, logger="smsgate.negin"):
         async with connected(negin_router(send=answer)) as gw:
@@ -412,12 +424,13 @@ async def test_error_codes(code: int, error: type[smsgate.ProviderError], data: 
             await gw.send(NUMBER, "hi")
     exc = info.value
     assert (exc.provider, exc.code, exc.detail) == ("negin", str(code), "خطا")
-    assert not exc.maybe_sent
+    # Server-side conditions leave a send in doubt (docs/protocols/negin.md §4).
+    assert exc.maybe_sent is (code in (15, 23))
 
 
 @pytest.mark.asyncio
 async def test_error_flags() -> None:
-    """409 asks for 5 s; 15/23 are retryable and certainly unsent; 27 allows fallback."""
+    """409 asks for 5 s; 15/23 leave a send in doubt; 27 allows fallback."""
     answers = [refused(409), refused(15), refused(23), refused(27), refused("1")]
     async with connected(negin_router(send=answers)) as gw:
         errors = []
@@ -428,7 +441,10 @@ async def test_error_flags() -> None:
     rate, server, busy, opted, rejected = errors
     assert isinstance(rate, smsgate.RateLimitedError) and rate.retry_after == 5.0
     for exc in (server, busy):
-        assert exc.retryable and exc.fallback_ok and not exc.maybe_sent
+        # An internal error or "busy" names no point in the processing: the SMS may be
+        # out, so it is never retried or sent on another route (reconciled instead).
+        assert isinstance(exc, smsgate.ProviderUnavailableError)
+        assert exc.maybe_sent and not exc.retryable and not exc.fallback_ok
     assert opted.fallback_ok and not opted.retryable
     assert isinstance(rejected, smsgate.InvalidRecipientError)  # also a ValueError
 
@@ -442,6 +458,8 @@ async def test_unknown_codes_stay_generic(code: int) -> None:
             await gw.send(NUMBER, "hi")
     assert type(info.value) is smsgate.ProviderError
     assert info.value.code == str(code) and info.value.detail == "SOMETHING"
+    # Undocumented, so answered to a send it may follow acceptance.
+    assert info.value.maybe_sent and not info.value.retryable and not info.value.fallback_ok
 
 
 @pytest.mark.asyncio
@@ -482,8 +500,8 @@ async def test_fan_out_one_request_per_number_in_recipient_order() -> None:
     delays = {"989121111111": 0.03, "989122222222": 0.0, "989123333333": 0.01}
     router = negin_router(send=by_mobile({}, delays))
     async with connected(router) as gw:
-        receipt = await gw.send([*NUMBERS, "+989121111111"], "hi")
-    assert router["send"].call_count == 3  # the repeated number is sent once
+        receipt = await gw.send(NUMBERS, "hi")
+    assert router["send"].call_count == 3
     assert receipt.recipients == E164
     assert receipt.message_id == "1111111,2222222,3333333"
     assert dict(receipt.message_ids) == dict(
@@ -580,13 +598,15 @@ async def test_single_number_error_has_errors_too() -> None:
         ("2", DeliveryState.UNDELIVERED, True),
         ("8", DeliveryState.AT_OPERATOR, False),
         ("16", DeliveryState.REJECTED, True),
+        # The guide prints 18 for "not received by the operator" (16 elsewhere): both.
+        ("18", DeliveryState.REJECTED, True),
         ("4", DeliveryState.UNKNOWN, False),
         ("32", DeliveryState.UNKNOWN, False),
         ("x", DeliveryState.UNKNOWN, False),
     ],
 )
 async def test_state_table(raw: str, state: DeliveryState, final: bool) -> None:
-    """Each state code maps per API.md §2; unknown codes keep their raw value."""
+    """Each state code maps per docs/protocols/negin.md §6; unknown codes keep their raw value."""
     async with connected(negin_router(states=states_answer("6062", raw))) as gw:
         [report] = await gw.delivery("6062")
     assert (report.state, report.is_final, report.provider_status) == (state, final, raw)
@@ -862,3 +882,164 @@ async def test_cancelled_fan_out_logs_the_ids_sent(caplog: pytest.LogCaptureFixt
     await client.aclose()
     assert "interrupted after 1 of 2" in caplog.text
     assert "7001" in caplog.text
+
+
+# -- public tables and settings ----------------------------------------------------------------
+
+
+def test_public_tables_use_public_shapes() -> None:
+    """ERROR_CODES: code -> (error, meaning), as ippanel; STATES: code -> (state, meaning)."""
+    from smsgate.backends.negin import ERROR_CODES, STATES
+
+    entries: list[Any] = [*ERROR_CODES.values(), *STATES.values()]
+    for entry in entries:
+        assert type(entry) is tuple and len(entry) == 2 and isinstance(entry[1], str)
+    assert all(issubclass(entry[0], smsgate.ProviderError) for entry in ERROR_CODES.values())
+    assert all(type(entry[0]) is DeliveryState for entry in STATES.values())
+    assert STATES[18][0] is STATES[16][0] is DeliveryState.REJECTED
+
+
+def test_default_sender_is_the_line() -> None:
+    """default_sender is the line a send without sender= uses (None without a line)."""
+    assert NeginGateway(username="u", password=PASSWORD, line=LINE).default_sender == LINE
+    assert NeginGateway(username="u", password=PASSWORD).default_sender is None
+
+
+@pytest.mark.parametrize("given", ["98300", "+98-3000", "abc", ""])
+def test_normalize_line_refuses(given: str) -> None:
+    """normalize_line refuses what is not a line (too short, separators, letters)."""
+    with pytest.raises(smsgate.ConfigurationError):
+        normalize_line(given)
+
+
+@pytest.mark.parametrize("given", ["30003300", "9830003300", "+9830003300", "030003300"])
+def test_normalize_line_agrees_with_canonical_line(given: str) -> None:
+    """One prefix rule: normalize_line is canonical_line without the plus."""
+    from smsgate._phone import canonical_line
+
+    assert "+" + normalize_line(given) == canonical_line(given)
+
+
+# -- the answers the guide prints (seed 003_36a5f5477728f0f9.txt) --------------------------------
+
+# Seed 003_36a5f5477728f0f9.txt, section "ارسال پیامک با استفاده از REST API", "Response
+# sample": the bytes between the heading and the "line2:" paragraph, as printed (the OCR
+# put a code-fence line inside the object and split its last line off; both are dropped,
+# nothing else is changed, spaces and line breaks included).
+GUIDE_SEND_SAMPLE = (
+    b"{\n"
+    b'  "data": {\n'
+    b'  "message_id": 3403,\n'
+    b'  "line": 9830003300,\n'
+    b'  "mobile": "989395213300"\n'
+    b"},\n"
+    b'  "status": -1,\n'
+    b"\n"
+    b'"msg": "success"\n'
+    b"\n"
+    b"}"
+)
+
+
+@pytest.mark.asyncio
+async def test_guide_send_sample() -> None:
+    """The guide's own send answer is a receipt: id 3403 from line 9830003300."""
+    router = negin_router(send=httpx.Response(200, content=GUIDE_SEND_SAMPLE))
+    async with connected(router) as gw:
+        receipt = await gw.send("09395213300", "سلام")
+    assert receipt.message_id == "3403"
+    assert dict(receipt.message_ids) == {"+989395213300": "3403"}
+    assert receipt.sender == "9830003300"
+    assert receipt.raw == {
+        "data": {"message_id": 3403, "line": 9830003300, "mobile": "989395213300"},
+        "status": -1,
+        "msg": "success",
+    }
+
+
+# Seed 003_36a5f5477728f0f9.txt, section "دریافت وضعیت پیامک با استفاده از REST API": the
+# request sample is `message_ids: "6062,6063,6064"`; the "Response sample" heading is
+# followed by no sample (lost), only its description: data has msgIds and states,
+# comma-joined, position by position, when status is -1. The state table prints, in
+# Persian digits, ۱ - (-1 written right to left), نامشخص (0, its digit lost), ۱, ۲, ٨, and 18.
+GUIDE_STATE_TABLE = [
+    ("-1", DeliveryState.REJECTED),
+    ("0", DeliveryState.QUEUED),
+    ("1", DeliveryState.DELIVERED),
+    ("2", DeliveryState.UNDELIVERED),
+    ("8", DeliveryState.AT_OPERATOR),
+    ("18", DeliveryState.REJECTED),
+]
+
+
+@pytest.mark.asyncio
+async def test_guide_states_description() -> None:
+    """The shape the guide describes, for its own ids, with every code of its table."""
+    ids = ["6062", "6063", "6064", "6065", "6066", "6067"]
+    body = (
+        '{"data":{"msgIds":"'
+        + ",".join(ids)
+        + '","states":"'
+        + ",".join(code for code, _ in GUIDE_STATE_TABLE)
+        + '"},"status":-1,"msg":"success"}'
+    ).encode()
+    router = negin_router(states=httpx.Response(200, content=body))
+    async with connected(router) as gw:
+        reports = await gw.states("6062,6063,6064,6065,6066,6067")
+    assert [(r.provider_status, r.state) for r in reports.values()] == GUIDE_STATE_TABLE
+    assert reports["6067"].is_final  # 18: final, like 16
+    asked = form_fields(router["states"].calls.last.request)["message_ids"]
+    assert asked == "6062,6063,6064,6065,6066,6067"  # as the guide's request sample
+
+
+@pytest.mark.asyncio
+async def test_guide_states_in_persian_digits() -> None:
+    """States and ids written in Persian digits, as the guide's table prints them, read alike."""
+    body = '{"data":{"msgIds":"۶۰۶۲,۶۰۶۳,۶۰۶۴","states":"۱,٨,18"},"status":-1,"msg":"success"}'
+    router = negin_router(states=httpx.Response(200, content=body.encode()))
+    async with connected(router) as gw:
+        reports = await gw.states(["6062", "6063", "6064"])
+    assert [(r.provider_status, r.state) for r in reports.values()] == [
+        ("1", DeliveryState.DELIVERED),
+        ("8", DeliveryState.AT_OPERATOR),
+        ("18", DeliveryState.REJECTED),
+    ]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("body", "error", "maybe_sent"),
+    [
+        # A documented-looking refusal of the input or the account: certainly not sent.
+        pytest.param('{"data":null,"status":18,"msg":"x"}', smsgate.AuthenticationError, False),
+        pytest.param('{"data":null,"status":14,"msg":"x"}', smsgate.InsufficientCreditError, False),
+        pytest.param('{"data":null,"status":27,"msg":"x"}', smsgate.RecipientOptedOutError, False),
+        pytest.param('{"data":null,"status":"۱","msg":"x"}', smsgate.RecipientRejectedError, False),
+        # Server-side conditions and statuses no source names: may have been sent.
+        pytest.param('{"data":null,"status":0,"msg":"x"}', smsgate.ProviderError, True),
+        pytest.param('{"data":null,"status":15,"msg":"x"}', smsgate.ProviderUnavailableError, True),
+        pytest.param('{"data":null,"status":23,"msg":"x"}', smsgate.ProviderUnavailableError, True),
+        pytest.param('{"data":null,"status":5,"msg":"x"}', smsgate.ProviderError, True),
+        pytest.param('{"data":null,"status":500,"msg":"x"}', smsgate.ProviderError, True),
+    ],
+)
+async def test_each_class_of_answer(
+    body: str, error: type[smsgate.ProviderError], maybe_sent: bool
+) -> None:
+    """Definite refusals are not sent; every other non-success status is in doubt."""
+    async with connected(negin_router(send=httpx.Response(200, content=body.encode()))) as gw:
+        with pytest.raises(error) as info:
+            await gw.send(NUMBER, "hi")
+    assert info.value.maybe_sent is maybe_sent
+    if maybe_sent:
+        assert not info.value.retryable and not info.value.fallback_ok
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("status", [0, 15, 23, 5])
+async def test_doubtful_codes_on_a_query_are_not_maybe_sent(status: int) -> None:
+    """A states query changes nothing: the same statuses there are never in doubt."""
+    async with connected(negin_router(states=refused(status))) as gw:
+        with pytest.raises(smsgate.ProviderError) as info:
+            await gw.states(["6062"])
+    assert not info.value.maybe_sent

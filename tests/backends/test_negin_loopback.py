@@ -1,4 +1,9 @@
-"""NeginGateway against the fake provider served by uvicorn on 127.0.0.1, and the fake itself."""
+"""NeginGateway against the fake provider served by uvicorn on 127.0.0.1, and the fake itself.
+
+Every backend test runs against both profiles of the fake: ``"lenient"`` (what clients in
+the wild send and read) and ``"negin-guide"`` (exactly what Negin's REST guide prints).
+Tests of a lenient-only switch pin ``profile`` to ``"lenient"``.
+"""
 
 from __future__ import annotations
 
@@ -31,10 +36,24 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+PROFILES = ["lenient", "negin-guide"]
+
+
+@pytest.fixture(params=PROFILES)
+def profile(request: pytest.FixtureRequest) -> str:
+    """The fake's profile (see the module docstring)."""
+    value: str = request.param
+    return value
+
+
 @pytest.fixture
-def fake(clock: FakeClock) -> FakeProvider:
+def fake(clock: FakeClock, profile: str) -> FakeProvider:
     """A fake provider with one opted-out number and a hand-moved clock."""
-    return FakeProvider(password=PASSWORD, clock=clock, opted_out=[OPTED])
+    return FakeProvider(password=PASSWORD, clock=clock, opted_out=[OPTED], profile=profile)
+
+
+LENIENT = pytest.mark.parametrize("profile", ["lenient"])
+GUIDE = pytest.mark.parametrize("profile", ["negin-guide"])
 
 
 class Forward:
@@ -215,8 +234,10 @@ async def test_unavailable_is_not_sent(gateway: Any, fake: FakeProvider) -> None
 # -- delivery --------------------------------------------------------------------------------
 
 
-async def test_state_timeline(gateway: Any, fake: FakeProvider, clock: FakeClock) -> None:
-    """Default timeline 0 -> 8 -> 1; a scripted one 0 -> 16; both final within 60 s."""
+async def test_state_timeline(
+    gateway: Any, fake: FakeProvider, clock: FakeClock, profile: str
+) -> None:
+    """Default timeline 0 -> 8 -> 1; a scripted one 0 -> 16 (18 in the guide); both final."""
     fake.negin.set_timeline("09122222222", [(0, 0), (3, 16)])
     async with gateway() as gw:
         receipt = await gw.send([FREE, "09122222222"], "hi")
@@ -231,6 +252,15 @@ async def test_state_timeline(gateway: Any, fake: FakeProvider, clock: FakeClock
         [DeliveryState.DELIVERED, DeliveryState.REJECTED],
     ]
     assert fake.negin.message_state(receipt.message_ids["+989121111111"]) == 1
+    _, refused = await _delivery(gateway, receipt)
+    assert refused.provider_status == ("18" if profile == "negin-guide" else "16")
+    assert refused.is_final
+
+
+async def _delivery(gateway: Any, receipt: Any) -> list[Any]:
+    async with gateway() as gw:
+        reports: list[Any] = await gw.delivery(receipt)
+    return reports
 
 
 async def test_states_chunked_over_the_wire(
@@ -280,6 +310,7 @@ async def test_expired_ids_read_minus_one(
 # -- leniency: the fake's variant answers ----------------------------------------------------
 
 
+@LENIENT
 @pytest.mark.parametrize(
     "variant",
     [
@@ -292,7 +323,7 @@ async def test_expired_ids_read_minus_one(
 async def test_variants(
     gateway: Any, fake: FakeProvider, clock: FakeClock, variant: dict[str, Any]
 ) -> None:
-    """The gateway reads every variant shape the protocol page lists (§5 item 6)."""
+    """The gateway reads every variant shape docs/protocols/negin.md §3.3 lists."""
     for key, value in variant.items():
         setattr(fake.negin, key, value)
     async with gateway() as gw:
@@ -308,7 +339,7 @@ async def test_variants(
 
 @pytest.mark.parametrize("error_data", ["null", "empty", "absent"])
 async def test_error_data_shapes(gateway: Any, fake: FakeProvider, error_data: str) -> None:
-    """Whatever data an error carries, the status decides (§6 q4)."""
+    """Whatever data an error carries, the status decides (docs/protocols/negin.md §4)."""
     fake.negin.error_data = error_data  # type: ignore[assignment]
     async with gateway(password="wrong-password") as gw:
         with pytest.raises(smsgate.AuthenticationError):
@@ -346,6 +377,7 @@ async def test_line_not_owned(gateway: Any, fake: FakeProvider) -> None:
 # -- the fake's own protocol handling (raw HTTP) ---------------------------------------------
 
 
+@LENIENT
 async def test_fake_accepts_get_case_insensitive_paths_and_keys(
     url: str, fake: FakeProvider
 ) -> None:
@@ -405,7 +437,7 @@ async def test_fake_accepts_get_case_insensitive_paths_and_keys(
 async def test_fake_send_checks(
     url: str, fake: FakeProvider, fields: dict[str, str], status: int
 ) -> None:
-    """The fake's wsSend refusals follow the check order of protocols/negin.md §5."""
+    """The fake's wsSend refusals follow the fake's check order (smsgate/testing/_fake_negin.py)."""
     form = {"username": "user", "password": PASSWORD, "mobile": FREE, "message": "m", "line": LINE}
     form.update(fields)
     async with httpx.AsyncClient(base_url=url) as client:
@@ -414,6 +446,7 @@ async def test_fake_send_checks(
     assert fake.ledger == []
 
 
+@LENIENT
 async def test_fake_states_parsing(url: str, fake: FakeProvider) -> None:
     """wsStates splits on , ، ٫ and strips spaces and quotes; no ids is 24."""
     fake.negin.unknown_ids = "minus_one"
@@ -441,3 +474,75 @@ async def test_fake_html_without_user_agent(url: str, fake: FakeProvider, gatewa
         await gw.send(FREE, "hi")
     assert answer.headers["content-type"].startswith("text/html")
     assert len(fake.ledger) == 1
+
+
+# -- the guide profile: exactly what the guide prints ----------------------------------------
+
+
+@GUIDE
+async def test_guide_profile_answers_as_the_guide_prints(url: str, fake: FakeProvider) -> None:
+    """The send answer has the sample's shape; states are comma strings; 16 reads 18."""
+    fake.negin.set_timeline(FREE, [(0, 16)])
+    form = {"username": "user", "password": PASSWORD}
+    async with httpx.AsyncClient(base_url=url) as client:
+        sent = await client.post(
+            "/api/wsSend.ashx", data={**form, "mobile": FREE, "message": "m", "line": LINE}
+        )
+        body = sent.json()
+        states = await client.post(
+            "/api/wsStates.ashx",
+            data={**form, "message_ids": f"{body['data']['message_id']},1"},
+        )
+    # The sample: {"data":{"message_id":3403,"line":9830003300,"mobile":"989395213300"},
+    # "status":-1,"msg":"success"}: numbers for the id and line, a string for the mobile.
+    assert set(body) == {"data", "status", "msg"}
+    assert (body["status"], body["msg"]) == (-1, "success")
+    assert set(body["data"]) == {"message_id", "line", "mobile"}
+    assert isinstance(body["data"]["message_id"], int)
+    assert body["data"]["line"] == int(LINE) and body["data"]["mobile"] == "989121111111"
+    # An id never issued: the fake's status 24 (the guide prints no error code).
+    assert states.json()["status"] == 24
+    fake.negin.unknown_ids = "minus_one"
+    async with httpx.AsyncClient(base_url=url) as client:
+        states = await client.post(
+            "/api/wsStates.ashx",
+            data={**form, "message_ids": f"{body['data']['message_id']},1"},
+        )
+    assert states.json()["data"] == {
+        "msgIds": f"{body['data']['message_id']},1",
+        "states": "18,-1",
+    }
+
+
+@GUIDE
+async def test_guide_profile_refuses_what_the_guide_does_not_describe(
+    url: str, fake: FakeProvider
+) -> None:
+    """No GET, no query string, no legacy path, field names exactly as printed."""
+    form = {"username": "user", "password": PASSWORD, "mobile": FREE, "message": "m", "line": LINE}
+    async with httpx.AsyncClient(base_url=url) as client:
+        got = await client.get("/api/wsSend.ashx", params=form)
+        legacy = await client.post("/services/wsSend.ashx", data=form)
+        query = await client.post("/api/wsSend.ashx", params=form)
+        upper = await client.post("/api/wsSend.ashx", data={k.upper(): v for k, v in form.items()})
+        arabic_comma = await client.post(
+            "/api/wsStates.ashx",
+            data={"username": "user", "password": PASSWORD, "message_ids": "1،2"},
+        )
+    assert (got.status_code, legacy.status_code) == (405, 404)
+    assert query.json()["status"] == 18 and upper.json()["status"] == 18
+    assert arabic_comma.json()["status"] == 24  # "1،2" is one (unknown) id here
+    assert fake.ledger == []
+
+
+@pytest.mark.parametrize(
+    ("given", "guide"),
+    [("negin-guide", True), ("lenient", False), ("kapanel", False), ("ippanel-pdf", False)],
+)
+async def test_profile_comes_from_the_core(given: str, guide: bool) -> None:
+    """The Negin half follows FakeProvider(profile=...); the ippanel profiles leave it lenient."""
+    fake = FakeProvider(profile=given)
+    assert fake.negin.profile == given
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fake)) as client:
+        answer = await client.get("http://fake/api/wsSend.ashx", params={"username": "user"})
+    assert answer.status_code == (405 if guide else 200)

@@ -1,10 +1,11 @@
 """The gateway contract: one suite every SmsGateway backend must pass.
 
 Each backend contributes ``tests/contract/subject_<name>.py`` with
-``make_gateway(fake, *, base_url, http_client)``. Every test runs for every backend, with the
-fake provider mounted in-process (``httpx.ASGITransport``) and served by a real uvicorn
-server on 127.0.0.1 (through the gateway's own transport and through an httpx client),
-under asyncio and under trio.
+``make_gateway(fake, *, base_url, http_client)``. Every test runs for every backend, against
+every profile of the fake that concerns it (``"lenient"`` and one per provider document, see
+``smsgate.testing.PROFILES``), with the fake provider mounted in-process
+(``httpx.ASGITransport``) and served by a real uvicorn server on 127.0.0.1 (through the
+gateway's own transport and through an httpx client), under asyncio and under trio.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ from smsgate.testing import FakeClock, FakeProvider, serve_loopback
 pytestmark = pytest.mark.anyio
 
 BACKENDS = ["ippanel", "negin"]
+#: The fake's profiles each backend must pass: the lenient default and one per document.
+PROFILES: dict[str, tuple[str, ...]] = {
+    "ippanel": ("lenient", "ippanel-pdf", "kapanel"),
+    "negin": ("lenient", "negin-guide"),
+}
 OPTED_OUT = "09350000001"
 NUMBERS = ["09121111111", "+989122222222", "۰۹۱۲۳۳۳۳۳۳۳"]
 FINAL = {
@@ -35,10 +41,11 @@ FINAL = {
 Factory = Callable[..., Any]
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    """Which backend the test runs against."""
-    return str(request.param)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that needs a backend runs for each (backend, profile) pair that applies."""
+    if "backend" in metafunc.fixturenames:
+        pairs = [(backend, profile) for backend in BACKENDS for profile in PROFILES[backend]]
+        metafunc.parametrize(("backend", "profile"), pairs, ids=[f"{b}-{p}" for b, p in pairs])
 
 
 @pytest.fixture(params=["asgi", "loopback", "loopback-httpx"])
@@ -55,9 +62,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def provider(clock: FakeClock) -> FakeProvider:
-    """The fake provider, with one number on the opt-out list."""
-    return FakeProvider(clock=clock, opted_out=[OPTED_OUT])
+def provider(clock: FakeClock, profile: str) -> FakeProvider:
+    """The fake provider in the test's profile, with one number on the opt-out list."""
+    return FakeProvider(clock=clock, opted_out=[OPTED_OUT], profile=profile)
 
 
 @pytest.fixture

@@ -30,18 +30,23 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "smsgate.testing",
         "smsgate.webhooks",
         "smsgate.fastapi",
-        "smsgate._cli",
+        "smsgate.cli",
     ),
     "smsgate.dispatch": (
         "smsgate.backends",
         "smsgate.testing",
         "smsgate.webhooks",
         "smsgate.fastapi",
-        "smsgate._cli",
+        "smsgate.cli",
     ),
-    "smsgate.webhooks": ("smsgate.backends", "smsgate.dispatch", "smsgate.testing", "smsgate._cli"),
+    "smsgate.webhooks": ("smsgate.backends", "smsgate.dispatch", "smsgate.testing", "smsgate.cli"),
 }
 NEVER_INSIDE_PACKAGE = ("asyncio",)
+# The one exception: a stream()'s job runs in a task that no caller's task group owns
+# (so that `break` cannot leave a cancel scope behind in the caller's task). anyio cannot
+# start such a task, so _stream starts it with the running library's own call (asyncio's
+# create_task or trio's spawn_system_task, chosen by sniffio); tested under both.
+ASYNCIO_ALLOWED = frozenset({"smsgate.dispatch._stream"})
 
 
 def _module_name(path: Path) -> str:
@@ -109,5 +114,6 @@ def test_no_asyncio_in_package() -> None:
         _module_name(p)
         for p in sorted(PACKAGE.rglob("*.py"))
         if any(name.split(".")[0] in NEVER_INSIDE_PACKAGE for name in _imports(p))
+        and _module_name(p) not in ASYNCIO_ALLOWED
     ]
     assert offenders == []

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import smsgate
 from smsgate import Segments, segments
 from smsgate._segments import _GSM7_BASIC, _GSM7_EXTENSION
 
@@ -94,3 +95,10 @@ def test_property_ucs2(text: str) -> None:
         assert result.parts == 1
     else:
         assert math.ceil(units / 67) <= result.parts <= math.ceil(units / 66)
+
+
+@pytest.mark.parametrize("value", [None, b"hi", 42, ["hi"]])
+def test_not_a_str_is_a_typed_error(value: object) -> None:
+    """segments(None) and other non-texts raise InvalidMessageError, not TypeError."""
+    with pytest.raises(smsgate.InvalidMessageError, match="must be a str"):
+        segments(value)  # type: ignore[arg-type]

@@ -153,3 +153,44 @@ def test_sigkill_and_resume_sends_everyone_exactly_once(
             "duplicates": duplicates(final.values()),
         },
     )
+
+
+@pytest.mark.parametrize(("seed", "backend"), [(7, "ippanel"), (8, "negin")])
+def test_two_processes_on_one_job_one_killed(seed: int, backend: str, tmp_path: Path) -> None:
+    """Two dispatcher processes run one job on one SQLite journal at once; one is SIGKILLed
+    mid-run. They share the rows through the journal's claims (none sent by both), the
+    survivor finishes, a rerun and a reconcile settle the killed one's in-flight rows, and
+    in the end every recipient is in the fake's ledger exactly once."""
+    rng = random.Random(seed)
+    start = seed * 1_000
+    everyone = [e164(f"0912{n:07d}") for n in range(start, start + COUNT)]
+    journal = tmp_path / "bulk.sqlite"
+    fake = FakeProvider(faults=Faults(latency=LATENCY))
+    threshold = rng.randint(5, COUNT // 3)
+
+    with serve_loopback(fake, log_level="critical") as server:
+        victim = child(server.url, journal, backend, start, "asyncio")
+        survivor = child(server.url, journal, backend, start, "asyncio")
+        deadline = time.monotonic() + 30
+        while len(fake.ledger) < threshold and victim.poll() is None:
+            assert time.monotonic() < deadline, "the children never reached the kill point"
+            time.sleep(0.001)
+        time.sleep(rng.uniform(0.0, LATENCY / 3))
+        victim.send_signal(signal.SIGKILL)
+        victim.communicate(timeout=30)
+        assert victim.returncode == -signal.SIGKILL, "the victim finished before the kill"
+        survived = finish(survivor)
+        time.sleep(0.1)  # the victim's requests in flight land in the ledger (or not)
+        assert sorted(survived) == sorted(everyone)
+        assert duplicates(ledger_counts(fake).values()) == 0
+
+        # A rerun sends what nobody sent; the victim's in-flight rows are in doubt.
+        finish(child(server.url, journal, backend, start, "asyncio"))
+        assert duplicates(ledger_counts(fake).values()) == 0
+        anyio.run(reconcile_journal, journal, backend, server.url, fake)
+        third = finish(child(server.url, journal, backend, start, "asyncio"))
+        final = ledger_counts(fake)
+
+    assert set(third.values()) <= {"sent", "skipped"}
+    assert sorted(final) == sorted(everyone)
+    assert set(final.values()) == {1}

@@ -438,7 +438,7 @@ def test_cli_output_never_shows_the_password(
     """Every CLI error path (with and without SMSGATE_DEBUG): output and logs are clean."""
     from click.testing import CliRunner
 
-    from smsgate._cli import cli
+    from smsgate.cli import cli
 
     caplog.set_level(logging.DEBUG)
     if command == ["bulk"]:

@@ -146,7 +146,7 @@ async def test_wal_mode_durability_and_schema_version(tmp_path: Path) -> None:
     other = sqlite3.connect(path)
     try:
         assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert other.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 1
+        assert other.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
         assert other.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     finally:
         other.close()
@@ -357,7 +357,8 @@ async def test_one_failing_call_does_not_sink_its_group(tmp_path: Path) -> None:
         async def write(e: JournalEntry) -> None:
             try:
                 await journal.record("job", [e])
-            except sqlite3.IntegrityError as exc:
+            except smsgate.JournalError as exc:
+                assert isinstance(exc.__cause__, sqlite3.IntegrityError)
                 errors.append(exc)
 
         async with anyio.create_task_group() as tg:

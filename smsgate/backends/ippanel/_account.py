@@ -1,4 +1,7 @@
-"""The account: packages (``accesslist``) and sub-accounts (``newuser``), §4.2-§4.3."""
+"""The account: packages (``accesslist``) and sub-accounts (``newuser``).
+
+Source: docs/protocols/ippanel.md "Account ops".
+"""
 
 from __future__ import annotations
 
@@ -17,16 +20,8 @@ from ...exceptions import (
     SmsGateError,
 )
 from .._http import Scrubber
-from ._wire import (
-    _as_decimal,
-    _as_id,
-    _as_text,
-    _drop_secret_cause,
-    _first,
-    _frozen,
-    _require_text,
-    _SubAPI,
-)
+from ._parsing import _as_decimal, _as_id, _first, _frozen, _require_text, _verbatim
+from ._wire import _drop_secret_cause, _SubAPI
 
 
 @attrs.frozen(kw_only=True)
@@ -86,7 +81,7 @@ class PackageAPI(_SubAPI):
             packages.append(
                 Package(
                     code=code,
-                    title=_as_text(_first(obj, "title", "name")) or "",
+                    title=_verbatim(_first(obj, "title", "name")) or "",
                     price=_as_decimal(_first(obj, "price")),
                     discount=_as_decimal(_first(obj, "discount")),
                     raw=obj,

@@ -1,4 +1,4 @@
-"""``IppanelGateway``: the task modules put together (protocols/ippanel.md, all of it)."""
+"""``IppanelGateway``: the task modules put together (docs/protocols/ippanel.md, all of it)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,12 @@ from ..._constants import DEFAULT_MAX_CONNECTIONS
 from ...exceptions import ConfigurationError
 from .._transport import TransportName
 from ._account import AccountAPI, PackageAPI
+from ._parsing import _check_sender, _require_text
 from ._phonebooks import InboxAPI, PhonebookAPI
 from ._reports import ReportsMixin
 from ._sending import _PATTERN_ENDPOINTS, PatternEndpoint, SendingMixin
 from ._targeting import JobAPI, PostalAPI
-from ._wire import (
-    _LOG_FILTER,
-    PROVIDER,
-    _check_sender,
-    _install_log_filter,
-    _require_text,
-)
+from ._wire import _LOG_FILTER, PROVIDER, _install_log_filter
 
 
 class IppanelGateway(SendingMixin, ReportsMixin):
@@ -38,7 +33,7 @@ class IppanelGateway(SendingMixin, ReportsMixin):
         timeout: Per-request timeouts, seconds or an ``httpx.Timeout``.
         max_connections: Connections our own client keeps open.
         max_recipients: Numbers one ``send`` may carry; the provider's own limit is not
-            published (protocols §9), 100 is a safe default.
+            published (docs/protocols/ippanel.md, "Limits"), 100 is a safe default.
         pattern_endpoint: Which wire variant :meth:`send_pattern` uses (see
             :data:`PatternEndpoint`); default ``"api/select"``, which keeps the
             credentials in the request body. ``"patterns/pattern"`` (the URL endpoint many
@@ -125,4 +120,12 @@ class IppanelGateway(SendingMixin, ReportsMixin):
     @property
     def sender(self) -> str | None:
         """The default sender line."""
+        return self._sender
+
+    @property
+    def default_sender(self) -> str | None:
+        """The line a send without ``sender=`` uses (the constructor's ``sender``).
+
+        The dispatcher keys its journal on this line (in ``canonical_line`` spelling).
+        """
         return self._sender

@@ -1,4 +1,5 @@
-"""Phonebooks and inbox: ``booklist``, ``booksend``, ``inboxlist`` (protocols/ippanel.md §4)."""
+"""Phonebooks and inbox: ``booklist``, ``booksend``, ``inboxlist`` (docs/protocols/ippanel.md
+"Phonebooks and inbox")."""
 
 from __future__ import annotations
 
@@ -9,17 +10,10 @@ from typing import Any
 import attrs
 
 from ..._models import SendReceipt
-from ._wire import (
-    _as_id,
-    _as_text,
-    _check_ids,
-    _check_text,
-    _first,
-    _frozen,
-    _msisdn_or_raw,
-    _SubAPI,
-    _to_json_array,
-)
+from ..._text import check_text
+from .._parse import as_text
+from ._parsing import _as_id, _check_ids, _first, _frozen, _msisdn_or_raw, _to_json_array, _verbatim
+from ._wire import _SubAPI
 
 
 @attrs.frozen(kw_only=True)
@@ -79,7 +73,7 @@ class PhonebookAPI(_SubAPI):
                 raise self._gw._protocol_error(
                     "a phonebook in ippanel's answer has no id", answer, idempotent=True
                 )
-            title = _as_text(_first(obj, "title", "name")) or ""
+            title = _verbatim(_first(obj, "title", "name")) or ""
             books.append(Phonebook(id=book_id, title=title, raw=obj))
         return books
 
@@ -107,7 +101,7 @@ class PhonebookAPI(_SubAPI):
             ProviderError: The provider refused.
         """
         ids = _check_ids(phonebook_ids, "phonebook_ids")
-        text = _check_text(text)
+        text = check_text(text)
         line = self._gw._line(sender)
         fields = {"from": line, "message": text, "bookid": _to_json_array(ids)}
         return await self._gw._bulk_send("booksend", fields)
@@ -128,14 +122,14 @@ class InboxAPI(_SubAPI):
         data, answer = await self._gw._query_list("inboxlist", {})
         messages: list[InboxMessage] = []
         for obj in self._gw._objects(data, answer):
-            sender = _as_text(_first(obj, "from", "number", "sender", "fromnum", "mobile"))
+            sender = as_text(_first(obj, "from", "number", "sender", "fromnum", "mobile"))
             messages.append(
                 InboxMessage(
                     id=_as_id(_first(obj, "id", "msgid", "message_id")),
                     sender=None if sender is None else _msisdn_or_raw(sender),
-                    line=_as_text(_first(obj, "to", "line", "receiver", "tonum")),
-                    text=_as_text(_first(obj, "message", "text", "body", "msg")) or "",
-                    received_at=_as_text(_first(obj, "time", "date", "created_at", "datetime")),
+                    line=_verbatim(_first(obj, "to", "line", "receiver", "tonum")),
+                    text=_verbatim(_first(obj, "message", "text", "body", "msg")) or "",
+                    received_at=_verbatim(_first(obj, "time", "date", "created_at", "datetime")),
                     raw=obj,
                 )
             )

@@ -1,4 +1,7 @@
-"""Delivery and status: ``op=credit``, ``op=delivery``, ``op=checkmessage`` (§4.2, §7)."""
+"""Delivery and status: ``op=credit``, ``op=delivery``, ``op=checkmessage``.
+
+Sources: docs/protocols/ippanel.md, "credit", "delivery" and "checkmessage".
+"""
 
 from __future__ import annotations
 
@@ -9,22 +12,23 @@ from typing import Any
 import attrs
 
 from ..._models import DeliveryReport, SendReceipt
-from ...exceptions import (
-    UnknownMessageError,
-)
-from ._wire import (
-    IppanelBase,
+from ...exceptions import UnknownMessageError
+from .._http import HttpAnswer
+from .._parse import as_int, as_text
+from ._parsing import (
     _as_decimal,
-    _as_text,
     _first,
+    _is_auth_text,
     _parse_delivery_item,
     delivery_state,
+    loads_lenient,
 )
+from ._wire import IppanelBase
 
 
 @attrs.frozen(kw_only=True)
 class MessageStatus:
-    """The panel's view of a bulk (``op=checkmessage``, protocols/ippanel.md §7.2).
+    """The panel's view of a bulk (``op=checkmessage``, docs/protocols/ippanel.md).
 
     Attributes:
         message_id: The bulk id asked about.
@@ -80,7 +84,11 @@ class ReportsMixin(IppanelBase):
         """Each recipient's delivery state (``op=delivery``).
 
         The provider names every number, so every report has its ``recipient`` whether
-        ``ref`` is a receipt or a bare bulk id.
+        ``ref`` is a receipt or a bare bulk id. The bulk id goes out as both ``uinqid`` (the
+        ippanel PDF) and ``Uniqid`` (the Kapanel pages), so a panel reading either finds it.
+        The answer is read as all three documents print it (a bare JSON array of
+        ``"<number>:<status>"``, numbers possibly in Persian digits) and as clients in the
+        wild see it (``[0, list]``, ``[0, "<JSON string>"]``); numbers come back E.164.
 
         Args:
             ref: A receipt from this gateway or a bulk id.
@@ -90,18 +98,20 @@ class ReportsMixin(IppanelBase):
 
         Raises:
             UnknownMessageError: The provider does not know the bulk id (it answers
-                ``null``; code 456), or ``ref`` is not an ippanel bulk id.
+                ``null``, ``[0,null]`` or ``[0,"null"]``; code 456), or ``ref`` is not an
+                ippanel bulk id.
+            AuthenticationError: Wrong credentials (code 962, or the documents' English
+                text alone).
             ProtocolError: The answer could not be read.
         """
         bulk = self._bulk_ref(ref)
-        payload, answer = await self._op("delivery", {"uinqid": bulk}, idempotent=True)
-        if payload is None:
-            # §2.3: the bare literal ``null`` is the answer for an unknown bulk id.
+        fields = {"uinqid": bulk, "Uniqid": bulk}
+        payload, answer = await self._op("delivery", fields, idempotent=True)
+        items = self._delivery_items(payload, answer)
+        if items is None:
             raise UnknownMessageError(
                 provider=self.name, detail=f"no delivery data for bulk id {bulk}"
             )
-        data = self._unwrap(payload, answer, idempotent=True)
-        items = self._json_list(data, answer)
         reports: list[DeliveryReport] = []
         for item in items:
             parsed = _parse_delivery_item(item)
@@ -110,17 +120,51 @@ class ReportsMixin(IppanelBase):
                     "ippanel's delivery list holds an unreadable entry", answer, idempotent=True
                 )
             number, status = parsed
-            state = delivery_state(status)
             reports.append(
                 DeliveryReport(
                     message_id=bulk,
                     recipient=number,
-                    state=state,
+                    state=delivery_state(status),
                     provider_status=status,
                     provider=self.name,
                 )
             )
         return reports
+
+    def _delivery_items(self, payload: Any, answer: HttpAnswer) -> list[Any] | None:
+        """The ``"<number>:<status>"`` items of a delivery answer; ``None`` for "no such bulk".
+
+        Accepted alike (docs/protocols/ippanel.md "delivery"): the bare array the documents
+        print, ``[0, list]``, ``[0, "<JSON string>"]``; ``null``, ``[0,null]``,
+        ``[0,"null"]`` mean an unknown bulk id.
+        """
+        if isinstance(payload, str):
+            payload = self._delivery_string(payload, answer)
+        if payload is None:
+            return None
+        if isinstance(payload, list) and not _is_envelope(payload):
+            return payload
+        data = self._unwrap(payload, answer, idempotent=True)
+        if isinstance(data, str):
+            data = self._delivery_string(data, answer)
+        if data is None:
+            return None
+        return self._json_list(data, answer)
+
+    def _delivery_string(self, text: str, answer: HttpAnswer) -> Any:
+        """A JSON string holding the list (or ``"null"``), decoded."""
+        if text.strip().lower() == "null":
+            return None
+        if _is_auth_text(text):
+            raise self._auth_text_error(text)
+        if not text.strip():
+            return []
+        try:
+            return loads_lenient(text)
+        except ValueError:
+            raise self._protocol_error(
+                "ippanel's delivery answer is not a list", answer, idempotent=True
+            ) from None
 
     async def message_status(self, ref: SendReceipt | str, /) -> MessageStatus:
         """The panel's status and moderation verdict for a bulk (``op=checkmessage``).
@@ -144,15 +188,25 @@ class ReportsMixin(IppanelBase):
             raise self._protocol_error(
                 "ippanel's checkmessage answer is not an object", answer, idempotent=True
             )
-        status = _as_text(_first(data, "statusmessage", "status"))
+        status = as_text(_first(data, "statusmessage", "status"))
         if status is None:
             raise self._protocol_error(
                 "ippanel's checkmessage answer has no statusMessage", answer, idempotent=True
             )
-        validation = _as_text(_first(data, "validmessage", "valid"))
+        validation = as_text(_first(data, "validmessage", "valid"))
         return MessageStatus(
             message_id=bulk,
             status=status.strip(),
             validation=None if validation is None else validation.strip().lower(),
             raw=payload,
         )
+
+
+def _is_envelope(payload: list[Any]) -> bool:
+    """``[code]`` or ``[code, data]``, as opposed to a bare list of delivery items.
+
+    A one-element list holding a string is a (short) bare list, not a code.
+    """
+    if len(payload) == 1:
+        return not isinstance(payload[0], str) and as_int(payload[0]) is not None
+    return len(payload) == 2 and as_int(payload[0]) is not None

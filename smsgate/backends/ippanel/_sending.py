@@ -1,4 +1,5 @@
-"""Sending: ``op=send`` and the three pattern variants (protocols/ippanel.md §4.1, §5)."""
+"""Sending: ``op=send`` and the three pattern variants (docs/protocols/ippanel.md, "send" and
+"Pattern endpoints")."""
 
 from __future__ import annotations
 
@@ -10,28 +11,20 @@ from typing import Final, Literal
 
 from ..._models import SendReceipt
 from ..._phone import normalize_msisdn, to_local
+from ..._segments import segments
+from ..._text import check_text
 from ...exceptions import (
     InvalidMessageError,
     InvalidRecipientError,
     TransportError,
 )
-from ._wire import (
-    _LOG_FILTER,
-    ERROR_CODES,
-    IppanelBase,
-    _as_bulk_id,
-    _as_int,
-    _check_text,
-    _drop_secret_cause,
-    _format_send_at,
-    _require_text,
-    _to_json_array,
-)
+from ._parsing import _format_send_at, _require_text, _to_json_array
+from ._wire import _LOG_FILTER, IppanelBase, _drop_secret_cause
 
-#: Where :meth:`IppanelGateway.send_pattern` sends (protocols/ippanel.md §5):
-#: ``"patterns/pattern"`` the URL endpoint most clients use (§5.1, credentials in the query
-#: string), ``"sendPattern"`` the ``op=sendPattern`` form op of the ippanel PDF (§5.3), and
-#: ``"api/select"`` the JSON ``op=pattern`` of the official FarazSMS plugin (§5.2). The
+#: Where :meth:`IppanelGateway.send_pattern` sends (docs/protocols/ippanel.md, "Pattern
+#: endpoints"): ``"patterns/pattern"`` the URL endpoint most clients use (credentials in the
+#: query string), ``"sendPattern"`` the ``op=sendPattern`` form op of the ippanel PDF, and
+#: ``"api/select"`` the JSON ``op=pattern`` of the official FarazSMS plugin. The
 #: default is ``"api/select"``: it carries the credentials in the body, never in a URL that
 #: proxies, access logs and error messages would keep (RELIABILITY.md promise 7).
 PatternEndpoint = Literal["patterns/pattern", "sendPattern", "api/select"]
@@ -70,14 +63,15 @@ class SendingMixin(IppanelBase):
 
         Raises:
             InvalidRecipientError: A bad or repeated number, or none (before any I/O).
-            InvalidMessageError: An empty text (before any I/O).
+            InvalidMessageError: An empty text, a lone surrogate, or a text over
+                ``MAX_TEXT_CHARS`` (before any I/O).
             TooManyRecipientsError: More than :attr:`max_recipients` numbers (before any I/O).
             ConfigurationError: No sender line.
             ProviderError: The provider refused (see :data:`ERROR_CODES`).
             TransportError: No usable answer.
         """
         recipients = self._recipients(to)
-        text = _check_text(text)
+        text = check_text(text)
         line = self._line(sender)
         fields = {
             "from": line,
@@ -88,8 +82,14 @@ class SendingMixin(IppanelBase):
             if not isinstance(send_at, datetime):
                 raise InvalidMessageError("send_at must be a datetime")
             fields["time"] = _format_send_at(send_at)
-        payload, answer = await self._op("send", fields, idempotent=False)
-        bulk = self._bulk_from_envelope(payload, answer)
+        payload, answer = await self._op(
+            "send",
+            fields,
+            idempotent=False,
+            recipients=len(recipients),
+            parts=segments(text).parts,
+        )
+        bulk = self._send_answer(payload, answer)
         return self._receipt(bulk, recipients, line, payload)
 
     async def send_pattern(
@@ -102,7 +102,8 @@ class SendingMixin(IppanelBase):
     ) -> SendReceipt:
         """Send a registered, active pattern (template) to one number.
 
-        The wire variant is :attr:`pattern_endpoint` (protocols §5). Patterns go out 24
+        The wire variant is :attr:`pattern_endpoint` (docs/protocols/ippanel.md, "Pattern
+        endpoints"). Patterns go out 24
         hours a day; one recipient per request (the provider ignores extra numbers).
 
         Args:
@@ -134,7 +135,7 @@ class SendingMixin(IppanelBase):
         input_data = json.dumps(variables, separators=(",", ":"), ensure_ascii=False)
         endpoint = self.pattern_endpoint
         if endpoint == "patterns/pattern":
-            # §5.1: every parameter in the query string, credentials included (the log
+            # Endpoint C: every parameter in the query string, credentials included (the log
             # filter and _drop_secret_cause keep them out of logs and errors).
             params = {
                 "username": self._username,
@@ -151,7 +152,7 @@ class SendingMixin(IppanelBase):
             except TransportError as exc:
                 _drop_secret_cause(exc, _LOG_FILTER.scrub)
                 raise
-            payload = self._json(answer)
+            payload = self._decode(answer, idempotent=False)
         elif endpoint == "sendPattern":
             fields = {
                 "from": line,
@@ -161,7 +162,7 @@ class SendingMixin(IppanelBase):
             }
             payload, answer = await self._op("sendPattern", fields, idempotent=False)
         else:
-            # §5.2: JSON body, ``user`` (not ``uname``), a single ``toNum`` string and
+            # Endpoint B: JSON body, ``user`` (not ``uname``), a single ``toNum`` string and
             # ``inputData`` as an array holding one object.
             body = {
                 "op": "pattern",
@@ -173,19 +174,11 @@ class SendingMixin(IppanelBase):
                 "inputData": [variables],
             }
             answer = await self._request("POST", "/api/select", json_body=body)
-            payload = self._json(answer)
-        if not isinstance(payload, list | Mapping):
-            # The pattern endpoints answer a bare bulk id on success (§5.1, §5.2); a bare
-            # small number that is a known result code is a refusal, not bulk id "970".
-            result = _as_int(payload)
-            if result is not None and result in ERROR_CODES:
-                raise self._error(result, None)
-        data = self._unwrap(payload, answer, idempotent=False)
-        bulk = _as_bulk_id(data)
-        if bulk is None:
-            raise self._protocol_error(
-                "ippanel accepted the pattern but its answer holds no bulk id", answer
-            )
+            payload = self._decode(answer, idempotent=False)
+        # One rule for every send answer: a bare number is a bulk id only when it is big
+        # enough; a known code or a small number is a refusal (docs/protocols/ippanel.md
+        # "Bare numbers").
+        bulk = self._send_answer(payload, answer)
         return self._receipt(bulk, (recipient,), line, payload)
 
 
@@ -200,5 +193,11 @@ def _check_values(values: object) -> dict[str, str]:
             raise InvalidMessageError(
                 f"the value of pattern variable {key!r} must be a str or a number"
             )
-        out[key.strip()] = str(value)
+        text = str(value)
+        if text.strip():
+            # The one text check (lone surrogates, the size cap); an empty value is the
+            # pattern's business, not ours.
+            check_text(text, what=f"the value of pattern variable {key!r}")
+        check_text(key, what="a pattern variable name")
+        out[key.strip()] = text
     return out

@@ -1,4 +1,7 @@
-"""Postal-code and job targeting: the ``postalcode*`` and ``job*`` ops (protocols §4.1-§4.2)."""
+"""Postal-code and job targeting: the ``postalcode*`` and ``job*`` ops.
+
+Sources: docs/protocols/ippanel.md, "Targeting ops" and "Jobs list".
+"""
 
 from __future__ import annotations
 
@@ -10,21 +13,12 @@ from typing import Any, Final
 import attrs
 
 from ..._models import SendReceipt
-from ..._phone import _DIGITS
-from ...exceptions import (
-    InvalidRecipientError,
-)
+from ..._text import check_text
+from ...exceptions import InvalidRecipientError, ProtocolError, ProviderError
 from .._http import HttpAnswer
-from ._wire import (
-    _as_id,
-    _as_text,
-    _check_ids,
-    _check_text,
-    _first,
-    _frozen,
-    _SubAPI,
-    _to_json_array,
-)
+from .._parse import DIGITS, as_int
+from ._parsing import _as_id, _check_ids, _first, _frozen, _to_json_array, _verbatim
+from ._wire import ERROR_CODES, _SubAPI
 
 
 @attrs.frozen(kw_only=True)
@@ -84,7 +78,8 @@ _OPERATORS: Final = ("mci", "tci", "mtn")
 
 
 def _check_operator(operator: object) -> str:
-    # protocols §10: S0/S1 write tci/mtn, S2 Mci/Mtn; lower case is what clients send.
+    # docs/protocols/ippanel.md "Targeting ops": the Kapanel pages write tci/mtn, the PDF
+    # Mci/Mtn; lower case is what clients send.
     if not isinstance(operator, str) or operator.strip().lower() not in _OPERATORS:
         raise InvalidRecipientError(
             f"operator must be one of {', '.join(_OPERATORS)}, not {operator!r}", value=operator
@@ -105,7 +100,7 @@ def _check_postal_code(postal_code: object) -> str:
         postal_code = str(postal_code)
     if not isinstance(postal_code, str):
         raise InvalidRecipientError("postal_code must be a str of digits", value=postal_code)
-    text = postal_code.translate(_DIGITS).replace("-", "").replace(" ", "")
+    text = postal_code.translate(DIGITS).replace("-", "").replace(" ", "")
     if not text.isdigit() or len(text) > 10:
         raise InvalidRecipientError(f"invalid postal code: {postal_code!r}", value=postal_code)
     return text
@@ -153,7 +148,7 @@ class PostalAPI(_SubAPI):
                 raise self._gw._protocol_error(
                     "an area in ippanel's answer has no postal code", answer, idempotent=True
                 )
-            title = _as_text(_first(obj, "title", "name", "area"))
+            title = _verbatim(_first(obj, "title", "name", "area"))
             areas.append(PostalArea(code=code, title=title, raw=obj))
         return areas
 
@@ -187,7 +182,7 @@ class PostalAPI(_SubAPI):
             "type": _check_operator(operator),
             "gender": str(_check_gender(gender)),
             "postalcode": _check_postal_code(postal_code),
-            "message": _check_text(text),
+            "message": check_text(text),
             "from": self._gw._line(sender),
         }
         return await self._gw._bulk_send("postalcodesend", fields)
@@ -199,17 +194,34 @@ class JobAPI(_SubAPI):
     __slots__ = ()
 
     async def list(self) -> builtins.list[Job]:
-        """Every job category (``op=jobslist``; S2 spells it ``joblist``, §10).
+        """Every job category (``op=jobslist``, or ``op=joblist``).
+
+        The Kapanel pages name the op ``Jobslist``, the ippanel PDF ``joblist``
+        (docs/protocols/ippanel.md, "Jobs list"), and a panel may know only one. The
+        gateway asks with the spelling that worked last (``jobslist`` first); when the
+        panel does not know it (a code outside :data:`ERROR_CODES`, or an answer that is
+        not the envelope) it asks once more with the other and remembers which worked.
 
         Raises:
-            ProviderError: The provider refused.
-            ProtocolError: The answer could not be read.
+            ProviderError: The provider refused (both spellings, or a known code).
+            ProtocolError: The answer could not be read (both spellings).
         """
-        data, answer = await self._gw._query_list("jobslist", {})
-        return [
-            Job(id=job_id, title=title, raw=obj)
-            for job_id, title, obj in self._id_title(data, answer, "jobsid", "job_id")
-        ]
+        first_error: ProviderError | ProtocolError | None = None
+        for op in self._gw._jobs_ops():
+            try:
+                data, answer = await self._gw._query_list(op, {})
+            except (ProviderError, ProtocolError) as exc:
+                if not _unknown_op(exc):
+                    raise
+                first_error = first_error or exc
+                continue
+            self._gw._jobs_op = op
+            return [
+                Job(id=job_id, title=title, raw=obj)
+                for job_id, title, obj in self._id_title(data, answer, "jobsid", "job_id")
+            ]
+        assert first_error is not None
+        raise first_error
 
     async def trends(self, job_id: str | int) -> builtins.list[JobTrend]:
         """The kinds ("trends") of one job (``op=jobstrenlist``).
@@ -258,7 +270,7 @@ class JobAPI(_SubAPI):
         ids = _check_ids(trend_ids, "trend_ids")
         fields = {
             "from": self._gw._line(sender),
-            "message": _check_text(text),
+            "message": check_text(text),
             "trendid": _to_json_array(ids),
             "jobsid": job,
         }
@@ -273,4 +285,17 @@ class JobAPI(_SubAPI):
                 raise self._gw._protocol_error(
                     "an entry in ippanel's answer has no id", answer, idempotent=True
                 )
-            yield item_id, _as_text(_first(obj, "title", "name")) or "", obj
+            yield item_id, _verbatim(_first(obj, "title", "name")) or "", obj
+
+
+def _unknown_op(exc: ProviderError | ProtocolError) -> bool:
+    """Whether an answer reads as "no such op" rather than a refusal we know.
+
+    What a panel answers to an op it does not know is not documented
+    (docs/protocols/ippanel.md, "Jobs list"): a code outside the table, or an answer that
+    is not the envelope, is taken as that; a known code (962 wrong password...) is not.
+    """
+    if isinstance(exc, ProtocolError):
+        return True
+    code = as_int(exc.code)
+    return code is None or code not in ERROR_CODES

@@ -1,30 +1,28 @@
 """The shared op call, the error table and the lenient parsers of the ippanel backend.
 
-Everything here follows ``shared/protocols/ippanel.md`` (section numbers below are that
-page's). The task modules (``_sending``, ``_reports``, ``_phonebooks``, ``_targeting``,
-``_account``) build on :class:`IppanelBase`.
+Everything here follows ``docs/protocols/ippanel.md`` (the section names quoted below are
+that page's headings). The task modules (``_sending``, ``_reports``, ``_phonebooks``,
+``_targeting``, ``_account``) build on :class:`IppanelBase`; the pure readers and input
+checks they share are in ``_parsing``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import Any, Final
 
 from ... import _redact
 from ..._models import DeliveryState, SendReceipt
-from ..._phone import _DIGITS, normalize_msisdn
+from ..._phone import normalize_recipients
+from ..._states import IPPANEL_STATES
 from ...exceptions import (
     AccountRestrictedError,
     AuthenticationError,
     ConfigurationError,
     InsufficientCreditError,
-    InvalidMessageError,
-    InvalidRecipientError,
     InvalidSenderError,
     MessageRejectedError,
     PatternError,
@@ -32,27 +30,23 @@ from ...exceptions import (
     ProviderUnavailableError,
     RecipientRejectedError,
     SendWindowError,
-    SmsGateError,
     SubAccountRejectedError,
     TooManyRecipientsError,
     UnknownMessageError,
 )
 from .._http import HttpAnswer, HttpGateway
+from .._parse import as_int, as_text
+from ._parsing import _UNREAD, _as_bulk_id, _check_sender, _is_auth_text, loads_lenient
 
 PROVIDER: Final = "ippanel"
 
-# Iran has kept UTC+03:30 all year since DST was abolished in 2022; a fixed offset avoids
-# depending on the system's tz database for the scheduled-send field (§3 ``time``).
-TEHRAN: Final = timezone(timedelta(hours=3, minutes=30), "Asia/Tehran")
 
+# -- the error table (docs/protocols/ippanel.md, "Result codes") ---------------------------
 
-# -- the error table (protocols/ippanel.md §6.1) ------------------------------------------
-
-_E = tuple[type[ProviderError], str]
-
-#: Every result code of protocols/ippanel.md §6.1, to the error class raised and its English
-#: meaning. The provider's own text always travels in the error's ``detail``.
-ERROR_CODES: Mapping[int, _E] = MappingProxyType(
+#: Every result code of docs/protocols/ippanel.md ("Result codes"), to the error class raised
+#: and its English meaning. The provider's own text always travels in the error's ``detail``.
+#: The shape (``code -> (error class, meaning)``, public types only) is the Negin table's too.
+ERROR_CODES: Mapping[int, tuple[type[ProviderError], str]] = MappingProxyType(
     {
         1: (MessageRejectedError, "the message text is empty"),
         2: (AccountRestrictedError, "the user is restricted"),
@@ -126,21 +120,14 @@ _ERROR_FLAGS: Mapping[int, Mapping[str, bool]] = MappingProxyType(
     {99: MappingProxyType({"maybe_sent": False})}
 )
 
-#: Delivery statuses of ``op=delivery`` (protocols/ippanel.md §7.1) to the common states.
-DELIVERY_STATES: Mapping[str, DeliveryState] = MappingProxyType(
-    {
-        "notsync": DeliveryState.QUEUED,
-        "send": DeliveryState.SENT,
-        "pending": DeliveryState.AT_OPERATOR,
-        "delivered": DeliveryState.DELIVERED,
-        "failed": DeliveryState.UNDELIVERED,
-        "discarded": DeliveryState.BLOCKED,
-    }
-)
+#: Delivery statuses of ``op=delivery`` to the common states (docs/protocols/ippanel.md,
+#: "Delivery statuses"); the one table of ``smsgate._states``, shared with the webhook parser.
+DELIVERY_STATES: Mapping[str, DeliveryState] = IPPANEL_STATES
 
-
-def _frozen(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return MappingProxyType(dict(value or {}))
+#: The smallest number read as a bulk id. Every result code the documents and clients list
+#: is below 1,100 (the REST family's reach 13,012), and every bulk id seen has 8 or 9 digits
+#: (docs/protocols/ippanel.md, "Bare numbers"). A smaller number is never a receipt.
+MIN_BULK_ID: Final = 100_000
 
 
 # -- log and exception hygiene ------------------------------------------------------------
@@ -160,170 +147,6 @@ def _drop_secret_cause(exc: BaseException, scrub: Callable[[str], str]) -> None:
     _redact.drop_secret_chain(exc, scrub)
 
 
-# -- small parsers (pure) -----------------------------------------------------------------
-
-_INT = re.compile(r"[+-]?\d+")
-_BULK_ID = re.compile(r"\d{1,30}")
-_SENDER = re.compile(r"\+?\d{3,20}")
-
-
-def _as_int(value: Any) -> int | None:
-    """An integer from ``0``, ``"0"``, ``" 0 "``, ``0.0`` or Persian digits; else ``None``."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        text = value.translate(_DIGITS).strip()
-        if _INT.fullmatch(text):
-            return int(text)
-    return None
-
-
-def _as_id(value: Any) -> str | None:
-    """An id from a string or a number (protocols §2.4: the type is not pinned down)."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, str):
-        text = value.translate(_DIGITS).strip()
-        return text or None
-    return None
-
-
-def _as_bulk_id(value: Any) -> str | None:
-    """A positive numeric bulk id, as a string; else ``None``."""
-    text = _as_id(value)
-    if text is None or not _BULK_ID.fullmatch(text) or int(text) <= 0:
-        return None
-    return str(int(text))
-
-
-def _as_decimal(value: Any) -> Decimal | None:
-    """A finite decimal; ``.``, ``/`` (Persian decimal mark) or ``٫`` as the decimal mark."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | Decimal):
-        number = Decimal(value)
-    elif isinstance(value, float):
-        number = Decimal(repr(value))
-    elif isinstance(value, str):
-        # protocols §4.2 credit: the official plugin splits on "." or "/".
-        text = value.translate(_DIGITS).strip().replace("/", ".").replace("٫", ".")
-        text = text.replace(",", "").replace("٬", "").replace(" ", "")
-        if not re.fullmatch(r"[+-]?(\d+(\.\d*)?|\.\d+)", text):
-            return None
-        try:
-            number = Decimal(text)
-        except InvalidOperation:  # pragma: no cover - the pattern above rules it out
-            return None
-    else:
-        return None
-    return number if number.is_finite() else None
-
-
-def _as_text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, int | float | Decimal):
-        return str(value)
-    return None
-
-
-def _first(obj: Mapping[str, Any], *keys: str) -> Any:
-    """The first present key, matched case-insensitively (field names are undocumented)."""
-    lowered = {str(k).lower(): v for k, v in obj.items()}
-    for key in keys:
-        if key in lowered and lowered[key] is not None:
-            return lowered[key]
-    return None
-
-
-def _msisdn_or_raw(value: str) -> str:
-    try:
-        return normalize_msisdn(value)
-    except InvalidRecipientError:
-        return value.strip()
-
-
-def _parse_delivery_item(item: Any) -> tuple[str, str] | None:
-    """``"+989121234567:delivered"`` -> (number, status); ``None`` if unreadable."""
-    if not isinstance(item, str) or ":" not in item:
-        return None
-    number, _, status = item.strip().rpartition(":")  # §12.1.5: split on the last colon
-    number, status = number.strip(), status.strip()
-    if not number or not status:
-        return None
-    return _msisdn_or_raw(number), status
-
-
-def delivery_state(status: str) -> DeliveryState:
-    """The common state of an ippanel delivery status (case-insensitive; unknown -> UNKNOWN)."""
-    return DELIVERY_STATES.get(status.strip().lower(), DeliveryState.UNKNOWN)
-
-
-# -- input checks (before any I/O) --------------------------------------------------------
-
-
-def _require_text(value: object, what: str, error: type[SmsGateError] = ConfigurationError) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise error(f"{what} must be a non-empty str")
-    return value
-
-
-def _check_text(text: object) -> str:
-    if not isinstance(text, str):
-        raise InvalidMessageError(f"the text must be a str, not {type(text).__name__}")
-    if not text.strip():
-        raise InvalidMessageError("the text is empty")
-    return text
-
-
-def _check_sender(sender: object, *, what: str = "sender") -> str:
-    if not isinstance(sender, str) or not _SENDER.fullmatch(sender.strip()):
-        raise ConfigurationError(
-            f"{what} must be a line number such as '+983000505' or '3000505', not {sender!r}"
-        )
-    return sender.strip()
-
-
-def _check_ids(values: object, what: str) -> list[str]:
-    if isinstance(values, str | int):
-        values = [values]
-    if not isinstance(values, Sequence) or isinstance(values, bytes):
-        raise InvalidRecipientError(f"{what} must be a sequence of ids", value=values)
-    out: list[str] = []
-    for value in values:
-        text = _as_id(value) if isinstance(value, str | int) else None
-        if text is None or not text.isdigit():
-            raise InvalidRecipientError(f"{what} holds an invalid id: {value!r}", value=value)
-        out.append(text)
-    if not out:
-        raise InvalidRecipientError(f"{what} is empty", value=values)
-    return out
-
-
-def _to_json_array(values: Sequence[str]) -> str:
-    # protocols §12.1.2: a compact JSON array of strings inside one form field.
-    return json.dumps(list(values), separators=(",", ":"), ensure_ascii=False)
-
-
-def _format_send_at(when: datetime) -> str:
-    # protocols §3 ``time``: "2016-07-30 12:50:50", Iran local time (our reading).
-    if when.tzinfo is not None:
-        when = when.astimezone(TEHRAN)
-    return when.strftime("%Y-%m-%d %H:%M:%S")
-
-
 # -- the base every task module builds on ---------------------------------------------------
 
 
@@ -335,43 +158,17 @@ class IppanelBase(HttpGateway):
     _username: str
     _password: str
     _sender: str | None
+    #: The spelling of the jobs-list op that worked last (see ``JobAPI.list``).
+    _jobs_op: str = "jobslist"
 
     # -- plumbing shared with the sub-APIs ---------------------------------------------
 
+    def _jobs_ops(self) -> tuple[str, str]:
+        """Both spellings of the jobs-list op, the one that worked last first."""
+        return ("joblist", "jobslist") if self._jobs_op == "joblist" else ("jobslist", "joblist")
+
     def _recipients(self, to: str | Sequence[str]) -> tuple[str, ...]:
-        given: object = to  # checked at run time too: callers are not always type-checked
-        if isinstance(given, str):
-            numbers: Sequence[object] = [to]
-        elif isinstance(given, Sequence) and not isinstance(given, bytes | bytearray):
-            numbers = given
-        else:
-            raise InvalidRecipientError(
-                f"'to' must be a str or a sequence of str, not {type(to).__name__}", value=to
-            )
-        if not numbers:
-            raise InvalidRecipientError("no recipients given", value=to)
-        if len(numbers) > self.max_recipients:
-            raise TooManyRecipientsError(
-                f"{len(numbers)} recipients; this gateway sends at most "
-                f"{self.max_recipients} per request (checked before sending)",
-                provider=self.name,
-            )
-        seen: set[str] = set()
-        out: list[str] = []
-        for number in numbers:
-            if not isinstance(number, str):
-                raise InvalidRecipientError(
-                    f"a phone number must be a str, not {type(number).__name__}", value=number
-                )
-            msisdn = normalize_msisdn(number)
-            if msisdn in seen:
-                raise InvalidRecipientError(
-                    f"{msisdn} is given more than once; it would be sent (and charged) twice",
-                    value=number,
-                )
-            seen.add(msisdn)
-            out.append(msisdn)
-        return tuple(out)
+        return normalize_recipients(to, limit=self.max_recipients, provider=self.name)
 
     def _line(self, sender: str | None) -> str:
         if sender is not None:
@@ -408,21 +205,58 @@ class IppanelBase(HttpGateway):
         )
 
     async def _op(
-        self, op: str, fields: Mapping[str, str], *, idempotent: bool
+        self,
+        op: str,
+        fields: Mapping[str, str],
+        *,
+        idempotent: bool,
+        recipients: int = 0,
+        parts: int = 0,
     ) -> tuple[Any, HttpAnswer]:
-        """POST one op to ``/services.jspd``, form-encoded (protocols §12.1.2)."""
+        """POST one op to ``/services.jspd``, form-encoded (docs/protocols/ippanel.md)."""
         data = {"uname": self._username, "pass": self._password, "op": op, **fields}
         answer = await self._request(
-            "POST", "/services.jspd", data=data, idempotent=idempotent, operation=op
+            "POST",
+            "/services.jspd",
+            data=data,
+            idempotent=idempotent,
+            operation=op,
+            recipients=recipients,
+            parts=parts,
         )
-        return self._json(answer, idempotent=idempotent), answer
+        return self._decode(answer, idempotent=idempotent), answer
+
+    def _decode(self, answer: HttpAnswer, *, idempotent: bool) -> Any:
+        """The answer's JSON; the documents' bare English login error is an
+        :class:`~smsgate.AuthenticationError` whether it comes quoted or not."""
+        text = answer.text()
+        if _is_auth_text(text):
+            raise self._auth_text_error(text)
+        payload: Any = _UNREAD
+        with contextlib.suppress(ValueError):
+            payload = loads_lenient(text)
+        if payload is _UNREAD:
+            if text.lower() == "null":  # the Kapanel page's "Null", unquoted
+                return None
+            # Raised outside the except block: the decoder's error would keep the body.
+            raise self._protocol_error(
+                "ippanel answered with something that is not JSON", answer, idempotent=idempotent
+            )
+        if _is_auth_text(payload):
+            raise self._auth_text_error(str(payload))
+        return payload
+
+    def _auth_text_error(self, text: str) -> AuthenticationError:
+        return AuthenticationError(
+            ERROR_CODES[962][1], provider=self.name, detail=self._scrub(text.strip())
+        )
 
     def _unwrap(self, payload: Any, answer: HttpAnswer, *, idempotent: bool) -> Any:
         """The data of a success answer, or the mapped error of a refusal.
 
-        ``[code, data]`` (§2.3) and the ``{"status": {"code": …}, "data": …}`` V2 envelope
-        are unwrapped; anything else (``checkmessage``'s object, a pattern endpoint's bare
-        bulk id) is returned as it is.
+        ``[code, data]`` (docs/protocols/ippanel.md "Envelope") and the
+        ``{"status": {"code": …}, "data": …}`` V2 envelope are unwrapped; anything else
+        (``checkmessage``'s object, a pattern endpoint's bare bulk id) is returned as it is.
         """
         if isinstance(payload, list):
             if len(payload) not in (1, 2):
@@ -431,7 +265,7 @@ class IppanelBase(HttpGateway):
                     answer,
                     idempotent=idempotent,
                 )
-            code = _as_int(payload[0])
+            code = as_int(payload[0])
             if code is None:
                 raise self._protocol_error(
                     "ippanel answered without a readable result code",
@@ -444,7 +278,7 @@ class IppanelBase(HttpGateway):
             return data
         if isinstance(payload, Mapping) and isinstance(payload.get("status"), Mapping):
             status = payload["status"]
-            code = _as_int(status.get("code"))
+            code = as_int(status.get("code"))
             if code is None:
                 raise self._protocol_error(
                     "ippanel answered a status without a code", answer, idempotent=idempotent
@@ -456,7 +290,7 @@ class IppanelBase(HttpGateway):
 
     def _error(self, code: int, data: Any) -> ProviderError:
         """The error for a non-zero result code, with the provider's text as ``detail``."""
-        detail = _as_text(data)
+        detail = as_text(data)
         if detail is None and data is not None:
             detail = json.dumps(data, ensure_ascii=False, default=str)
         detail = None if detail is None else self._scrub(detail.strip()) or None
@@ -464,23 +298,50 @@ class IppanelBase(HttpGateway):
         flags = _ERROR_FLAGS.get(code, {})
         return cls(message, provider=self.name, code=code, detail=detail, **flags)
 
-    def _bulk_from_envelope(self, payload: Any, answer: HttpAnswer) -> str:
-        if not isinstance(payload, list | Mapping):
-            # A send answers [code, data]; a bare value is no protocol we know, and reading
-            # it as an id could report a refused send as sent.
-            raise self._protocol_error("ippanel's send answer is not [code, data]", answer)
-        data = self._unwrap(payload, answer, idempotent=False)
-        bulk = _as_bulk_id(data)
-        if bulk is None:
-            raise self._protocol_error("ippanel accepted the send but gave no bulk id", answer)
-        return bulk
+    def _send_answer(self, payload: Any, answer: HttpAnswer) -> str:
+        """The bulk id of an accepted send, or the error of a refusal.
+
+        THE rule for every send-like answer (``send``, ``sendPattern``, both pattern
+        endpoints, ``booksend``, ``postalcodesend``, ``jobssend``), documented in
+        docs/protocols/ippanel.md "Bare numbers":
+
+        * ``[code, data]`` / the V2 envelope: a non-zero code is that code's refusal; with
+          code 0 the data must be a bulk id.
+        * A bare number (JSON or numeric string) of at least :data:`MIN_BULK_ID` is a bulk
+          id; a smaller one is never a receipt: a known result code is that refusal, any
+          other is a refusal of unknown meaning that may have been sent (``maybe_sent``:
+          reconciled, never resent).
+        * Anything else could not be read (``ProtocolError``, ``maybe_sent``).
+        """
+        enveloped = isinstance(payload, list | Mapping)
+        value = self._unwrap(payload, answer, idempotent=False) if enveloped else payload
+        number = as_int(value)
+        if number is None:
+            what = "accepted the send but gave no bulk id" if enveloped else "answered no bulk id"
+            raise self._protocol_error(f"ippanel {what}", answer)
+        if number >= MIN_BULK_ID:
+            return str(number)
+        if enveloped:
+            raise self._protocol_error(
+                f"ippanel accepted the send but its id {number} is too small to be a bulk id",
+                answer,
+            )
+        if number in ERROR_CODES:
+            raise self._error(number, None)
+        raise ProviderError(
+            f"ippanel answered {number}: too small to be a bulk id and not a known code",
+            provider=self.name,
+            code=number,
+            maybe_sent=True,
+            fallback_ok=False,
+        )
 
     def _second_level(self, data: str, answer: HttpAnswer) -> Any:
-        # §12.1.4: list payloads are JSON encoded a second time inside the data string.
-        text = data.lstrip("\ufeff").strip()
+        # docs/protocols/ippanel.md "Envelope": list payloads are JSON encoded a second time
+        # inside the data string.
         try:
-            return json.loads(text)
-        except (ValueError, RecursionError):
+            return loads_lenient(data)
+        except ValueError:
             raise self._protocol_error(
                 "ippanel's data string is not JSON", answer, idempotent=True
             ) from None
@@ -503,7 +364,9 @@ class IppanelBase(HttpGateway):
     def _objects(self, data: Any, answer: HttpAnswer) -> Iterator[Mapping[str, Any]]:
         for item in self._json_list(data, answer):
             if isinstance(item, str) and item.strip().startswith("{"):
-                item = self._second_level(item, answer)  # §4.4: elements may be JSON too
+                item = self._second_level(
+                    item, answer
+                )  # "Other ops seen in clients": elements may be JSON
             if not isinstance(item, Mapping):
                 raise self._protocol_error(
                     "ippanel's list holds something that is not an object",
@@ -513,7 +376,7 @@ class IppanelBase(HttpGateway):
             yield item
 
     def _count(self, data: Any, answer: HttpAnswer) -> int:
-        count = _as_int(data)
+        count = as_int(data)
         if count is None or count < 0:
             raise self._protocol_error("ippanel's count is not a number", answer, idempotent=True)
         return count
@@ -524,7 +387,7 @@ class IppanelBase(HttpGateway):
 
     async def _bulk_send(self, op: str, fields: Mapping[str, str]) -> SendReceipt:
         payload, answer = await self._op(op, fields, idempotent=False)
-        bulk = self._bulk_from_envelope(payload, answer)
+        bulk = self._send_answer(payload, answer)
         return self._receipt(bulk, (), fields["from"], payload)
 
 

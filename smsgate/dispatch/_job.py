@@ -1,0 +1,434 @@
+"""One run of a job: read the input, hand batches to workers, stop cleanly.
+
+How a job flows (see docs/dispatch.md for the user-facing story)::
+
+    input (Iterable | AsyncIterable of Message, read lazily)
+      -> Admission (``_intake``): bad rows fail, repeats are skipped, the rest are keyed
+      -> Batcher: rows with the same text and line, up to the batch size (a partial batch
+         leaves after ``linger`` seconds)
+      -> a memory stream with no buffer (back-pressure: the input is read only as fast as
+         workers take batches); workers are started as batches need them, up to
+         ``concurrency``
+      -> each worker, holding a concurrency token: claim, pace, send, record, report
+         (``_sending``).
+
+Stopping (``stop`` set, or an account-wide error): no more rows are read, batches not yet
+claimed fail with ``JobStoppedError``, requests in flight finish and are recorded. After
+``drain_timeout`` seconds the workers still busy are cancelled: rows whose request was in
+flight become ``unknown``, the others ``failed`` with ``JobStoppedError``.
+
+Memory is flat in the number of rows: at most ``concurrency`` batches in flight plus at
+most ``MAX_OPEN_GROUPS`` partial batches, and the duplicate filter, which keeps an 8-byte
+fingerprint per distinct row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterable
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.lowlevel
+
+from .._models import Message
+from ..exceptions import JournalError, OutcomeUnknownError, SendWindowError
+from ._context import JobContext, check_job_id
+from ._intake import END, TICK, YIELD_EVERY, Admission, Batcher, Item, Messages, Signal
+from ._pacing import clamp_for_limiter
+from ._progress import Meter
+from ._sending import Sender, Sink
+from ._values import REASON_DUPLICATE, REASON_MAYBE_SENT, Outcome
+
+if TYPE_CHECKING:
+    from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+    from ._window import SendWindow
+
+__all__ = ["Job", "unwrap"]
+
+#: After a SendWindowError, the route waits at least this long (seconds) before trying.
+_REFUSED_HOLD = 60.0
+
+
+def unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one plain exception a task-group error stands for, or the group itself.
+
+    A :class:`JournalError` wins (several workers fail on one broken journal at once);
+    otherwise a single leaf. Cancellation stays a group.
+    """
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    for leaf in leaves:
+        if isinstance(leaf, JournalError):
+            return leaf
+    if len(leaves) == 1 and isinstance(leaves[0], Exception):
+        return leaves[0]
+    return group
+
+
+class Job(Sender):
+    """One run of a job: its counters, its task groups, its outcomes."""
+
+    def __init__(
+        self,
+        ctx: JobContext,
+        job_id: str,
+        total: int | None,
+        stop: anyio.Event | None = None,
+    ) -> None:
+        check_job_id(job_id)
+        settings = ctx.settings
+        meter = Meter(job_id, total, ctx.clock, settings.on_progress, settings.progress_interval)
+        super().__init__(ctx, job_id, meter)
+        self.stop_event = stop
+        self.outer: TaskGroup | None = None
+        self.workers: TaskGroup | None = None
+        self.worker_count = 0
+        self.worker_scopes: set[anyio.CancelScope] = set()
+        self.source_scope: anyio.CancelScope | None = None
+        self.handoff_scope: anyio.CancelScope | None = None
+        self.receive: MemoryObjectReceiveStream[list[Item]] | None = None
+        self.windows: list[SendWindow | None] = list(ctx.windows)
+        self.window_hold = [0.0] * len(self.windows)
+        self.window_open_until = [0.0] * len(self.windows)
+        self.window_gate: anyio.Event | None = None
+
+    @property
+    def in_flight(self) -> int:
+        return self.meter.in_flight
+
+    # -- the job ---------------------------------------------------------------------------
+
+    async def execute(self, messages: Messages, sink: Sink) -> None:
+        """Run the job to its end (or its stop), handing each outcome to ``sink``."""
+        ctx = self.ctx
+        self.sink = sink
+        self.meter.start()
+        ctx.jobs.add(self)
+        journal, owned, where = await ctx.open_journal()
+        self.journal_where = where
+        shared = None
+        try:
+            if journal is not None:
+                await self.journal_call(journal.open(self.job_id))
+                self.journal = journal
+            else:
+                shared = ctx.share(self.job_id)
+            self.admission = Admission(
+                ctx.policy.routes[0], keyed=journal is not None, legacy=True, shared=shared
+            )
+            try:
+                async with anyio.create_task_group() as outer:
+                    self.outer = outer
+                    if self.stop_event is not None:
+                        outer.start_soon(self._watch, self.stop_event)
+                    async with anyio.create_task_group() as workers:
+                        self.workers = workers
+                        send, receive = anyio.create_memory_object_stream[list[Item]](0)
+                        self.receive = receive
+                        async with receive, send:
+                            await self._read(messages, send)
+                        # The workers hold clones; this end is closed, they go on.
+                    outer.cancel_scope.cancel()
+            except BaseExceptionGroup as group:
+                leaf = unwrap(group)
+                if leaf is group:
+                    raise
+                raise leaf from leaf.__cause__
+            self.meter.ended = ctx.clock()
+            if self.journal_error is not None:
+                raise self.journal_error
+            self.meter.progress(final=True)
+        finally:
+            ctx.jobs.discard(self)
+            if shared is not None:
+                ctx.unshare(self.job_id)
+            if owned and journal is not None:
+                with anyio.CancelScope(shield=True):
+                    await journal.aclose()
+
+    # -- stopping --------------------------------------------------------------------------
+
+    async def _watch(self, event: anyio.Event) -> None:
+        await event.wait()
+        self.request_stop("stop was requested")
+
+    def is_stopping(self) -> bool:
+        return self.stopping is not None
+
+    def request_stop(self, reason: str) -> None:
+        """Stop admitting rows; in-flight requests get ``drain_timeout`` to finish."""
+        if self.stopping is not None:
+            return
+        self.stopping = reason
+        self.meter.stopped = reason
+        if self.source_scope is not None:
+            self.source_scope.cancel()
+        # A batch being handed over is left to the workers: they fail it without sending.
+        if self.outer is not None:
+            self.outer.start_soon(self._drain)
+        self.meter.progress(force=True)
+
+    def journal_broken(self, error: JournalError) -> None:
+        """The journal failed: stop now; every worker reports its rows and ends."""
+        if self.journal_error is None:
+            self.journal_error = error
+        self.request_stop(f"the journal failed ({error.__cause__!r})")
+        self._cancel_workers()
+
+    async def _drain(self) -> None:
+        await anyio.sleep(self.ctx.settings.drain_timeout)
+        self._cancel_workers()
+
+    def _cancel_workers(self) -> None:
+        for scope in list(self.worker_scopes):
+            scope.cancel()
+        # No worker takes batches any more: the reader fails the one it holds itself.
+        # (Cancelled only now: a send cancelled as a worker takes the batch could count
+        # its rows twice.)
+        if self.handoff_scope is not None:
+            self.handoff_scope.cancel()
+
+    async def _cancelled(self, items: list[Item]) -> None:
+        """A worker was cancelled by the drain timeout while it held ``items``."""
+        route = self.policy.routes[0]
+        in_doubt = [i for i in items if not i.done and i.sending]
+        unsent = [i for i in items if not i.done and not i.sending]
+        if in_doubt:
+            error = OutcomeUnknownError(
+                f"job {self.job_id!r} stopped ({self.stopping}) while this row's request was "
+                "in flight; it may have gone out: reconcile it, it is not sent again"
+            )
+            await self.finish(in_doubt, "unknown", error, route, REASON_MAYBE_SENT)
+        if unsent:
+            await self.fail_stopped(unsent, route)
+
+    # -- the send window (see _window) -----------------------------------------------------
+
+    async def wait_window(self, index: int, item: Item) -> None:
+        """Pause (no request starts) while route ``index``'s send window is closed.
+
+        One worker sleeps until it opens; the others wait for it, so an injected sleep
+        that moves a fake clock moves it once.
+        """
+        window = self.windows[index]
+        if window is None:
+            return
+        ctx = self.ctx
+        while self.stopping is None:
+            now = ctx.wall()
+            if now < self.window_open_until[index]:
+                return  # known open until then: one clock read per request
+            until = max(window.opens_at(now), self.window_hold[index])
+            if until <= now:
+                self.window_open_until[index] = window.closes_at(now)
+                return
+            gate = self.window_gate
+            if gate is not None:
+                await gate.wait()
+                continue
+            gate = self.window_gate = anyio.Event()
+            try:
+                self.meter.paused_until = until
+                self.meter.progress(force=True)
+                while not self.is_stopping() and (now := ctx.wall()) < until:
+                    await ctx.sleep(until - now)
+            finally:
+                self.meter.paused_until = None
+                self.window_gate = None
+                gate.set()
+            self.meter.progress(force=True)
+
+    def window_open(self, index: int) -> bool:
+        """Whether a request may start on route ``index`` now (no wait, no clock read
+        without a window)."""
+        if self.windows[index] is None:
+            return True
+        return self.ctx.wall() < self.window_open_until[index]
+
+    def window_refused(self, index: int, error: SendWindowError) -> None:
+        """The provider refused for the hour: hold the route until its window opens
+        again, at least a minute from now (our clock may disagree with the provider's)."""
+        window = self.windows[index]
+        if window is None:
+            from ._window import SendWindow
+
+            window = self.windows[index] = SendWindow()
+        now = self.ctx.wall()
+        self.window_open_until[index] = 0.0
+        self.window_hold[index] = max(self.window_hold[index], window.opens_at(now + _REFUSED_HOLD))
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def _read(self, messages: Messages, out: MemoryObjectSendStream[list[Item]]) -> None:
+        size = clamp_for_limiter(self.ctx.batch_size(0), 1, self.limiter) or 1
+        batcher = Batcher(size, self.ctx.settings.linger)
+        if isinstance(messages, AsyncIterable):
+            if batcher.size > 1:
+                await self._read_async(messages, batcher, out)
+            else:  # nothing lingers: no helper tasks needed
+                source = messages.__aiter__()
+                while self.stopping is None:
+                    message: Message | None = None
+                    with anyio.CancelScope() as scope:
+                        self.source_scope = scope
+                        with contextlib.suppress(StopAsyncIteration):
+                            message = await source.__anext__()
+                    self.source_scope = None
+                    if message is None:
+                        break
+                    await self._take(message, batcher, out)
+        else:
+            meter = self.meter
+            for message in messages:
+                await self._take(message, batcher, out)
+                if self.stopping is not None:
+                    break
+                if meter.read % YIELD_EVERY == 0:
+                    await anyio.lowlevel.checkpoint()
+        for batch in batcher.drain():
+            await self._dispatch(batch, out)
+
+    async def _read_async(
+        self,
+        messages: AsyncIterable[Message],
+        batcher: Batcher,
+        out: MemoryObjectSendStream[list[Item]],
+    ) -> None:
+        # Two helper tasks feed one pipe: `pump` pulls the user's iterator, `tick` says
+        # when a partial batch has lingered long enough. Nothing here cancels a pending
+        # __anext__ (that would kill an async generator) or a pending receive (an item
+        # handed over at that moment could be lost), except a stop: the loop reads the pipe.
+        pipe_in, pipe_out = anyio.create_memory_object_stream[Message | Signal](0)
+        clock, sleep, linger = self.ctx.clock, self.ctx.sleep, self.ctx.settings.linger
+
+        async def pump() -> None:
+            async with pipe_in:
+                async for message in messages:
+                    await pipe_in.send(message)
+                await pipe_in.send(END)
+
+        async def tick(ticks: ObjectSendStream[Message | Signal]) -> None:
+            async with ticks:
+                while True:
+                    deadline = batcher.next_deadline()
+                    now = clock()
+                    if deadline is not None and deadline <= now:
+                        await ticks.send(TICK)
+                    else:
+                        await sleep(max(linger if deadline is None else deadline - now, 1e-3))
+
+        async with anyio.create_task_group() as helpers, pipe_out:
+            helpers.start_soon(pump)
+            helpers.start_soon(tick, pipe_in.clone())
+            while self.stopping is None:
+                # A stop cancels this receive: a row handed over at that moment is lost
+                # before it was counted, as if never read (it is in no report, not sent).
+                got: Message | Signal | None = None
+                with anyio.CancelScope() as scope:
+                    self.source_scope = scope
+                    got = await pipe_out.receive()
+                self.source_scope = None
+                if got is None or got is END:
+                    break
+                if got is TICK:
+                    ready = batcher.expired(clock())
+                else:
+                    assert not isinstance(got, Signal)
+                    ready = await self._admit(got, batcher)
+                for batch in ready:
+                    await self._dispatch(batch, out)
+            helpers.cancel_scope.cancel()
+
+    async def _take(
+        self, message: Message, batcher: Batcher, out: MemoryObjectSendStream[list[Item]]
+    ) -> None:
+        for batch in await self._admit(message, batcher):
+            await self._dispatch(batch, out)
+
+    async def _admit(self, message: Message, batcher: Batcher) -> list[list[Item]]:
+        """Check one row; return the batches it completes (its outcome, if it has one
+        already, is emitted here)."""
+        meter = self.meter
+        meter.read += 1
+        assert self.admission is not None
+        result = self.admission.admit(message)
+        if isinstance(result, Outcome):
+            if result.reason == REASON_DUPLICATE:
+                meter.duplicates += 1
+            elif result.status == "failed":
+                meter.invalid += 1
+            await self.emit(result)
+            return []
+        return batcher.add(result, self.ctx.clock() if batcher.size > 1 else 0.0)
+
+    async def _dispatch(self, batch: list[Item], out: MemoryObjectSendStream[list[Item]]) -> None:
+        """Give a batch to an idle worker, start one, or wait for one.
+
+        ``send()`` always yields to the event loop, so the reader would hand out one batch
+        per loop turn (benchmarks/README.md: about 150 µs per message); ``send_nowait``
+        hands the batch straight to a waiting worker. Workers start only when no idle one
+        is waiting, up to ``concurrency``: a 10-row job makes at most 10.
+        """
+        if self.stopping is not None:
+            await self.fail_stopped(batch)
+            return
+        try:
+            out.send_nowait(batch)
+            return
+        except anyio.WouldBlock:
+            pass
+        if self.worker_count < self.ctx.settings.concurrency:
+            assert self.workers is not None and self.receive is not None
+            self.worker_count += 1
+            self.workers.start_soon(self._worker, self.receive.clone(), batch)
+            return
+        with anyio.CancelScope() as scope:
+            self.handoff_scope = scope
+            await out.send(batch)
+        self.handoff_scope = None
+        if scope.cancelled_caught:
+            await self.fail_stopped(batch)
+
+    # -- workers ---------------------------------------------------------------------------
+
+    async def _worker(self, batches: ObjectReceiveStream[list[Item]], first: list[Item]) -> None:
+        current: list[Item] | None = first
+        slots = self.ctx.slots
+        with anyio.CancelScope() as scope:
+            self.worker_scopes.add(scope)
+            async with batches:
+                while current is not None:
+                    try:
+                        # Receiving the batch was a checkpoint already; only wait (and
+                        # yield again) when another job of this dispatcher holds every token.
+                        slots.acquire_nowait()
+                    except anyio.WouldBlock:
+                        await slots.acquire()
+                    try:
+                        await self.process(current)
+                    except JournalError:
+                        if self.journal_error is None:
+                            raise
+                        break  # reported below, like a cancelled batch
+                    finally:
+                        slots.release()
+                    current = None
+                    try:
+                        current = await batches.receive()
+                    except anyio.EndOfStream:
+                        break
+        self.worker_scopes.discard(scope)
+        if current is not None and (scope.cancelled_caught or self.journal_error is not None):
+            with anyio.CancelScope(shield=True):
+                await self._cancelled(current)

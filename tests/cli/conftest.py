@@ -1,0 +1,27 @@
+"""Fixtures of the CLI tests: a clean environment, a fake provider on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from smsgate.cli import ENVIRONMENT
+from smsgate.testing import FakeProvider, LoopbackServer, serve_loopback
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No SMSGATE_* variable or user config file from the machine leaks into a test."""
+    for name in [*ENVIRONMENT, "SMSGATE_CONFIG", "SMSGATE_DEBUG"]:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[FakeProvider, LoopbackServer]]:
+    """A fresh fake provider on loopback."""
+    fake = FakeProvider()
+    with serve_loopback(fake) as server:
+        yield fake, server
