@@ -47,7 +47,7 @@ class HttpxTransport:
         except httpx.RequestError as exc:
             # httpx's errors hold the request (its URL and body: the password). Keep the
             # class and text only; the base adds neither the request nor this chain.
-            raise type(exc)(str(exc)) from None
+            raise _without_request(exc) from None
         finally:
             if "?" in url:
                 # httpx's cookie handling runs the URL through urllib's urlsplit, whose
@@ -63,6 +63,19 @@ class HttpxTransport:
         if self._owned:
             with anyio.CancelScope(shield=True):
                 await self.client.aclose()
+
+
+def _without_request(exc: httpx.RequestError) -> httpx.RequestError:
+    """The same kind of error, with the same text, and no request attached."""
+    for kind in type(exc).__mro__:
+        # A user's transport may raise its own subclass with another constructor: fall
+        # back to the nearest httpx class, which keeps the phase the base classifies by.
+        if issubclass(kind, httpx.RequestError) and kind.__module__.startswith("httpx"):
+            try:
+                return kind(str(exc))
+            except TypeError:  # pragma: no cover - httpx's own classes take a message
+                continue
+    return httpx.RequestError(str(exc))  # pragma: no cover - RequestError is in every MRO
 
 
 def _clear_url_cache() -> None:
