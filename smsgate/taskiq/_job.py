@@ -322,6 +322,7 @@ class JobHandle:
             failures=tuple(decode_failure(item) for item in raw),
             job_id=self.job_id,
             elapsed=max(0.0, last - started),
+            stopped=None,
             **values,
         )
 

@@ -375,6 +375,7 @@ def _all_failed(
         errors={type(error).__name__: len(messages)},
         failures=outcomes,
         job_id=job_id,
+        stopped=None,
         **counts,
     )
 
