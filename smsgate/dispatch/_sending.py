@@ -156,7 +156,12 @@ class Sender:
         error: SmsGateError | None = None,
     ) -> list[JournalEntry]:
         now = self.ctx.wall()
-        text_parts = parts(items[0].message.text)
+        first = items[0]
+        text_parts = first.parts
+        if not text_parts:  # once per batch (distinct texts miss the parts cache)
+            text_parts = parts(first.message.text)
+            for item in items:
+                item.parts = text_parts
         return [
             JournalEntry(
                 key=item.key,
@@ -198,9 +203,14 @@ class Sender:
 
     # -- outcomes --------------------------------------------------------------------------
 
-    async def emit(self, outcome: Outcome, item: Item | None = None) -> None:
+    async def emit(
+        self, outcome: Outcome, item: Item | None = None, *, observed: bool = False
+    ) -> None:
+        """Count and hand over one outcome (``observed``: telemetry already has it)."""
         if item is not None:
             item.done = True
+        if not observed:
+            _telemetry.outcome(None, outcome.route, outcome.status, 1)
         self.meter.count(outcome)
         assert self.sink is not None
         await self.sink(outcome)
@@ -220,6 +230,7 @@ class Sender:
                     route=route.name,
                 ),
                 item,
+                observed=True,
             )
 
     async def finish(
@@ -243,6 +254,7 @@ class Sender:
                     reason=reason,
                 ),
                 item,
+                observed=True,
             )
 
     def stopped_error(self) -> JobStoppedError:
