@@ -93,33 +93,35 @@ def _pyreqwest(limits: Any) -> Any:
     return HttpxTransport()
 
 
-def _smsgate(limits: Any) -> Any:
-    from smsgate.backends._aiohttp import AiohttpTransport
+def _smsgate_http(transport: str) -> Callable[[str, int, int], Coroutine[Any, Any, None]]:
+    """smsgate's HTTP layer as a backend uses it (error mapping included), on ``transport``."""
 
-    return AiohttpTransport(limits=limits)
+    async def run(url: str, n: int, concurrency: int) -> None:
+        import anyio
 
+        from smsgate.backends._http import HttpGateway
 
-async def _run_smsgate_http(url: str, n: int, concurrency: int) -> None:
-    """smsgate's HTTP layer as a backend uses it (default transport, error mapping)."""
-    import anyio
+        base, path = url.rsplit("/", 1)
+        async with HttpGateway(
+            base_url=base,
+            max_connections=64,
+            transport=transport,  # type: ignore[arg-type]
+        ) as gateway:
+            left = n
 
-    from smsgate.backends._http import HttpGateway
+            async def worker() -> None:
+                nonlocal left
+                while left > 0:
+                    left -= 1
+                    await gateway._request("POST", "/" + path, data=FORM)
 
-    base, path = url.rsplit("/", 1)
-    async with HttpGateway(base_url=base, max_connections=64) as gateway:
-        left = n
+            for total in (concurrency, n):
+                left = total
+                async with anyio.create_task_group() as group:
+                    for _ in range(concurrency):
+                        group.start_soon(worker)
 
-        async def worker() -> None:
-            nonlocal left
-            while left > 0:
-                left -= 1
-                await gateway._request("POST", "/" + path, data=FORM)
-
-        for total in (concurrency, n):
-            left = total
-            async with anyio.create_task_group() as group:
-                for _ in range(concurrency):
-                    group.start_soon(worker)
+    return run
 
 
 async def _run_httpx2(url: str, n: int, concurrency: int) -> None:
@@ -136,12 +138,14 @@ async def _run_httpx2(url: str, n: int, concurrency: int) -> None:
         await _drive(post, n, concurrency)
 
 
-def _trio_httpx(url: str, n: int, concurrency: int) -> None:
+def _trio_httpx(url: str, n: int, concurrency: int, *, sized: bool = False) -> None:
     import httpx
     import trio
 
     async def main() -> None:
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        # sized: the pool exactly as large as the concurrency, every connection kept alive.
+        size = concurrency if sized else 64
+        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
         async with httpx.AsyncClient(limits=limits) as client:
             left = n
 
@@ -175,17 +179,25 @@ CANDIDATES: dict[str, tuple[tuple[str, ...], Callable[[str, int, int], None]]] =
         ("httpx_aiohttp",),
         lambda u, n, c: asyncio.run(_httpx_runner(_httpx_aiohttp)(u, n, c)),
     ),
-    "httpx + smsgate AiohttpTransport": (
+    "smsgate HTTP layer, asyncio (aiohttp, the default)": (
         ("smsgate", "aiohttp"),
-        lambda u, n, c: asyncio.run(_httpx_runner(_smsgate)(u, n, c)),
+        lambda u, n, c: asyncio.run(_smsgate_http("auto")(u, n, c)),
     ),
-    "smsgate HTTP layer, asyncio": (
-        ("smsgate", "aiohttp"),
-        lambda u, n, c: asyncio.run(_run_smsgate_http(u, n, c)),
+    "smsgate HTTP layer, asyncio, httpx": (
+        ("smsgate",),
+        lambda u, n, c: asyncio.run(_smsgate_http("httpx")(u, n, c)),
     ),
-    "smsgate HTTP layer, trio": (
+    "smsgate HTTP layer, asyncio, h11": (
+        ("smsgate",),
+        lambda u, n, c: asyncio.run(_smsgate_http("h11")(u, n, c)),
+    ),
+    "smsgate HTTP layer, trio, httpx pool": (
         ("smsgate", "trio"),
-        lambda u, n, c: _run_trio(_run_smsgate_http, u, n, c),
+        lambda u, n, c: _run_trio(_smsgate_http("httpx"), u, n, c),
+    ),
+    "smsgate HTTP layer, trio, h11 (the default)": (
+        ("smsgate", "trio"),
+        lambda u, n, c: _run_trio(_smsgate_http("auto"), u, n, c),
     ),
     "httpx + pyreqwest": (
         ("pyreqwest",),
@@ -193,6 +205,10 @@ CANDIDATES: dict[str, tuple[tuple[str, ...], Callable[[str, int, int], None]]] =
     ),
     "httpx2 (fork)": (("httpx2",), lambda u, n, c: asyncio.run(_run_httpx2(u, n, c))),
     "httpx default pool, trio": (("httpx", "trio"), _trio_httpx),
+    "httpx pool sized to C, trio": (
+        ("httpx", "trio"),
+        lambda u, n, c: _trio_httpx(u, n, c, sized=True),
+    ),
 }
 
 

@@ -13,10 +13,10 @@ __all__ = ["main"]
 
 _MISSING = """\
 The smsgate command line needs the 'cli' extra ({missing} is not installed).
-Install it with:
+Install it with (in a checkout of smsgate; 'smsgate-ir[cli]' once it is on PyPI):
 
-    pip install 'smsgate-ir[cli]'
-    # or, in a uv project:  uv add 'smsgate-ir[cli]'
+    pip install '.[cli]'
+    # or, to run it from the checkout with uv:  uv run smsgate ...
 """
 
 

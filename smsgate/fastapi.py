@@ -12,13 +12,13 @@ do::
     app.include_router(delivery_router(on_report, secret=os.environ["SMS_WEBHOOK_SECRET"]))
 
 **Why the callback runs as a background task.** The provider drops a push that is not
-answered within 15 seconds (protocols/ippanel.md §8), so the endpoint does only cheap,
-local work before it answers (checks, parsing, deduplication) and hands the reports to
-``on_report`` through FastAPI's ``BackgroundTasks``: Starlette runs them after the response
-has been sent, in the same request task. That needs no set-up from the app (no lifespan
-task group to wire), works the same under any ASGI server, and a server's graceful
-shutdown waits for running requests, background tasks included, so a report being handled
-is not cut off by a normal restart. A task group owned by the lifespan would buy only
+answered within 15 seconds (docs/webhooks.md, "What the provider sends"), so the endpoint
+does only cheap, local work before it answers (checks, parsing, deduplication) and hands the
+reports to ``on_report`` through FastAPI's ``BackgroundTasks``: Starlette runs them after
+the response has been sent, in the same request task. That needs no set-up from the app (no
+lifespan task group to wire), works the same under any ASGI server, and a server's graceful
+shutdown waits for running requests, background tasks included, so a report being handled is
+not cut off by a normal restart. A task group owned by the lifespan would buy only
 detachment from the request, at the cost of an extra moving part.
 """
 

@@ -47,7 +47,11 @@ __all__ = ["RedisRateLimiter"]
 #
 # A caller that slept until `due` wakes a little late; pacing the next start from `due`
 # rather than from the moment it woke keeps the average rate (the same reasoning as
-# TokenBucket._take). The burst allowance still bounds how far ahead anyone may start.
+# TokenBucket._take). That credit is capped at one interval: a caller whose process
+# stalled for a long while must not start a run of back-to-back units to catch up (with
+# many processes waiting, one of them always wakes late). So in any window of `per`
+# seconds at most rate + burst units start. The burst allowance still bounds how far
+# ahead anyone may start.
 _SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -62,7 +66,7 @@ if start > now + 0.000001 then
 end
 local due = tonumber(ARGV[4])
 local base = now
-if due ~= nil and due < now then base = due end
+if due ~= nil and due < now then base = math.max(due, now - interval) end
 if tat > base then base = tat end
 local next_tat = base + amount * interval
 local ttl = math.ceil((next_tat - now) * 1000) + 1000

@@ -26,10 +26,13 @@ calls, groups of them become sync groups.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import inspect
+import os
 import threading
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -41,8 +44,9 @@ if TYPE_CHECKING:
 
     from ._models import DeliveryReport, SendReceipt
     from .dispatch import BulkReport, Estimate, Outcome
+    from .tracking import TrackSummary
 
-__all__ = ["BulkDispatcher", "IppanelGateway", "NeginGateway", "Runner"]
+__all__ = ["BulkDispatcher", "IppanelGateway", "NeginGateway", "Runner", "track"]
 
 T = TypeVar("T")
 
@@ -60,12 +64,37 @@ class Runner:
     """
 
     def __init__(self, backend: str = "asyncio") -> None:
-        from anyio.from_thread import start_blocking_portal
+        import queue
 
-        self._cm = start_blocking_portal(backend)
-        self._portal: BlockingPortal | None = self._cm.__enter__()
+        ready: queue.SimpleQueue[BlockingPortal | BaseException] = queue.SimpleQueue()
+
+        def run() -> None:
+            import anyio
+            from anyio.from_thread import BlockingPortal
+
+            async def main() -> None:
+                async with BlockingPortal() as portal:
+                    ready.put(portal)
+                    await portal.sleep_until_stopped()
+
+            try:
+                anyio.run(main, backend=backend)
+            except BaseException as exc:  # reported to the constructor if it never started
+                ready.put(exc)
+
+        # A daemon thread: a sync object the program forgot to close never keeps the
+        # interpreter from exiting (an executor's worker thread would: it is joined at exit).
+        self._thread = threading.Thread(target=run, name="smsgate-sync", daemon=True)
+        self._thread.start()
+        started = ready.get()
+        if isinstance(started, BaseException):
+            raise started
+        self._portal: BlockingPortal | None = started
         self._lock = threading.Lock()
         self._users = 1
+        # Async closers of the objects on this loop, run if the program exits unclosed.
+        self._closers: dict[int, Callable[[], Any]] = {}
+        _OPEN.add(self)
 
     def __repr__(self) -> str:
         return f"<smsgate.sync.Runner {'open' if self._portal is not None else 'closed'}>"
@@ -97,8 +126,12 @@ class Runner:
             self._users -= 1
             if self._users > 0 or self._portal is None:
                 return
-            self._portal = None
-        self._cm.__exit__(None, None, None)
+            portal, self._portal = self._portal, None
+        _OPEN.discard(self)
+        with contextlib.suppress(RuntimeError):  # the loop already ended (interpreter exit)
+            portal.call(portal.stop, True)
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=10)
 
     def iterate(self, agen_factory: Callable[[], AsyncIterator[T]]) -> Iterator[T]:
         """A blocking iterator over an async iterator run on the loop."""
@@ -131,6 +164,21 @@ class Runner:
             future.cancel()
             with contextlib.suppress(Exception):
                 portal.call(receive.aclose)
+
+
+#: Runners not closed yet: closed at interpreter exit, so their connections close cleanly.
+_OPEN: weakref.WeakSet[Runner] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_forgotten() -> None:
+    for runner in list(_OPEN):
+        for closer in list(runner._closers.values()):
+            with contextlib.suppress(Exception):
+                runner.call(closer)
+        runner._users = 1
+        with contextlib.suppress(Exception):
+            runner.close()
 
 
 def _wrap(runner: Runner, value: Any) -> Any:
@@ -193,6 +241,7 @@ class _SyncGateway:
         except BaseException:
             runner.close()
             raise
+        runner._closers[id(self)] = self.aio.aclose
 
     def __repr__(self) -> str:
         return f"<sync {self.aio!r}>"
@@ -220,6 +269,7 @@ class _SyncGateway:
         if self._closed:
             return
         self._closed = True
+        self.runner._closers.pop(id(self), None)
         try:
             self.runner.call(self.aio.aclose)
         finally:
@@ -353,3 +403,32 @@ class BulkDispatcher:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def track(journal: Any, gateway: Any, **kwargs: Any) -> TrackSummary:
+    """The blocking form of :func:`smsgate.tracking.track`, on the gateway's loop.
+
+    Args:
+        journal: A journal object, or the path of an SQLite journal (opened and closed here).
+        gateway: A sync gateway, or a :class:`~smsgate.FallbackPolicy` of sync gateways
+            sharing one runner.
+        **kwargs: As for :func:`smsgate.tracking.track` (``job_id``, ``deadline``...).
+
+    Raises:
+        ConfigurationError: ``gateway`` is not a sync gateway (or a policy of them).
+    """
+    from .tracking import track as track_async
+
+    inner, runner = _unwrap_gateways(gateway)
+    if runner is None:
+        raise ConfigurationError("smsgate.sync.track needs a sync gateway or a policy of them")
+
+    async def main() -> TrackSummary:
+        if isinstance(journal, str | os.PathLike):
+            from .dispatch import SqliteJournal
+
+            async with SqliteJournal(journal) as opened:
+                return await track_async(opened, inner, **kwargs)
+        return await track_async(journal, inner, **kwargs)
+
+    return runner.call(main)  # type: ignore[no-any-return]

@@ -164,26 +164,24 @@ class _Row:
 
 
 def _gateways(gateway_or_policy: Any) -> tuple[dict[str, _Delivers], dict[str, _Delivers]]:
-    """(route name -> gateway, provider name -> gateway)."""
+    """(route name -> gateway, provider name -> gateway) of what ``track()`` was given."""
     if isinstance(gateway_or_policy, FallbackPolicy):
-        pairs = [(route.name, route.gateway) for route in gateway_or_policy.routes]
+        pairs: list[tuple[str, Any]] = [(r.name, r.gateway) for r in gateway_or_policy.routes]
     elif isinstance(gateway_or_policy, Mapping):
-        pairs = list(gateway_or_policy.items())
+        pairs = [(str(name), gw) for name, gw in gateway_or_policy.items()]
+    elif hasattr(gateway_or_policy, "delivery"):
+        return {}, {str(gateway_or_policy.name): gateway_or_policy}
     else:
-        pairs = []
-        if not hasattr(gateway_or_policy, "delivery"):
-            raise ConfigurationError(
-                f"track() needs a gateway, a FallbackPolicy or a mapping of them, "
-                f"not {type(gateway_or_policy).__name__}"
-            )
-        gw = gateway_or_policy
-        return {}, {str(gw.name): gw}
+        raise ConfigurationError(
+            "track() needs a gateway, a FallbackPolicy or a mapping of them, "
+            f"not {type(gateway_or_policy).__name__}"
+        )
     by_route: dict[str, _Delivers] = {}
     by_provider: dict[str, _Delivers] = {}
     for name, gw in pairs:
         if not hasattr(gw, "delivery"):
             raise ConfigurationError(f"the gateway of route {name!r} has no delivery() call")
-        by_route[str(name)] = gw
+        by_route[name] = gw
         by_provider.setdefault(str(gw.name), gw)
     return by_route, by_provider
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from smsgate import DeliveryState
+from smsgate import DeliveryReport, DeliveryState
 from smsgate.dispatch import JournalEntry, journal_key
 from smsgate.dispatch._journal import DeliveryUpdate
+from smsgate.dispatch._reconcile import reconcile, record_reconciled
 
 
 def entry(n: int, status: str = "pending", text: str = "hello", **fields: Any) -> JournalEntry:
@@ -226,3 +227,57 @@ async def check_summary(journal: Any) -> None:
     assert (empty.total, empty.updated, dict(empty.routes)) == (0, None, {})
     assert await journal.summary("s") == {"s": s}
     assert await journal.summary("nope") == {}
+
+
+class _DeliveryStub:
+    """A gateway whose delivery() answers from a table (reconciliation never sends)."""
+
+    name = "stub"
+
+    def __init__(self, table: dict[str, list[DeliveryReport]]) -> None:
+        self.table = table
+
+    async def delivery(self, ref: object, /) -> list[DeliveryReport]:
+        assert isinstance(ref, str)
+        return self.table[ref]
+
+
+async def check_reconcile(journal: Any) -> None:
+    """reconcile() + record_reconciled() settle a job's in-doubt rows in this journal."""
+    a, b, c = entry(1, "pending", message_id="b1", parts=2), entry(2, "unknown"), entry(3)
+    await journal.record("job", [a, b, c, entry(4, "sent", message_id="b4")])
+    gateway = _DeliveryStub(
+        {
+            "b1": [
+                DeliveryReport(
+                    message_id="b1",
+                    recipient=a.recipient,
+                    state=DeliveryState.DELIVERED,
+                    provider_status="delivered",
+                )
+            ]
+        }
+    )
+
+    async def lookup(recipient: str) -> str | None:
+        return None if recipient == b.recipient else "b-unknown-to-the-stub"
+
+    rows = await journal.entries("job")
+    results = await reconcile(
+        [r for r in rows if r.recipient != c.recipient], gateway, lookup=lookup
+    )
+    assert [(r.recipient, r.verdict) for r in results] == [
+        (a.recipient, "delivered"),
+        (b.recipient, "not_sent"),
+    ]
+    assert await record_reconciled(journal, "job", results) == 2
+    after = {e.recipient: e for e in await journal.entries("job")}
+    settled = after[a.recipient]
+    assert (settled.status, settled.message_id, settled.parts) == ("sent", "b1", 2)
+    assert (settled.delivery, settled.delivery_status) == (DeliveryState.DELIVERED, "delivered")
+    assert (after[b.recipient].status, after[b.recipient].error) == ("failed", "NotSentError")
+    # A rerun may send b again (a definite "nothing went out"), never a.
+    assert await journal.claim("job", [entry(1), entry(2)]) == {entry(2).key}
+    if hasattr(journal, "summary"):
+        summary = (await journal.summary("job"))["job"]
+        assert (summary.sent, summary.delivered, summary.pending) == (2, 1, 2)

@@ -15,14 +15,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis.asyncio as redis_asyncio
 
 import smsgate
 from smsgate.dispatch import RateLimiter
 from smsgate.redis import RedisRateLimiter
 from smsgate.testing import FakeGateway
 from tests._services import redis_url
-
-redis_asyncio = pytest.importorskip("redis.asyncio")
 
 # Append the server's clock (seconds, as a string with microseconds) to KEYS[1].
 _STAMP = """
@@ -61,6 +60,12 @@ def prefix(url: str) -> Iterator[str]:
     asyncio.run(clean())
 
 
+async def _number(client: Any, key: str) -> float:
+    value = await client.get(key)
+    assert value is not None, key
+    return float(value)
+
+
 async def _stamps(client: Any, key: str) -> list[float]:
     return [float(v) for v in await client.lrange(key, 0, -1)]
 
@@ -72,7 +77,8 @@ def _acquire_in_process(url: str, prefix: str, rate: int, burst: int, count: int
     """One process: wait for the start signal, then take ``count`` units, stamping each."""
 
     async def main() -> None:
-        client = redis_asyncio.from_url(url)
+        # BLPOP below waits up to 30 s: longer than redis-py's default socket timeout.
+        client = redis_asyncio.from_url(url, socket_timeout=90)
         try:
             limiter = RedisRateLimiter(
                 client, smsgate.RateLimit(rate, per=1.0, burst=burst), key=prefix
@@ -102,7 +108,7 @@ def _run_processes(
         proc.start()
 
     async def start_together() -> None:
-        client = redis_asyncio.from_url(url)
+        client = redis_asyncio.from_url(url, socket_timeout=90)
         try:
             for _ in range(workers):
                 assert await client.blpop([f"{prefix}:ready"], timeout=60) is not None
@@ -158,7 +164,7 @@ async def test_penalize_pauses_every_process(url: str, prefix: str) -> None:
         await a.acquire()
         a.penalize(0.4)
         await a.acquire()  # writes the pause to Redis, then waits it out
-        until = float(await a_client.get(f"smsgate:rate:{prefix}:pause"))
+        until = await _number(a_client, f"smsgate:rate:{prefix}:pause")
         await b.acquire()  # another process: it never saw the 429, yet it waits
         await stamp(keys=[f"{prefix}:stamps"])
         (landed,) = await _stamps(b_client, f"{prefix}:stamps")
@@ -185,9 +191,9 @@ async def test_penalize_never_shortens_a_longer_pause(url: str, prefix: str) -> 
         a.penalize(0.3)
         b.penalize(0.01)
         await a._flush_pause()  # what a's next acquire() does first
-        long_until = float(await client.get(f"smsgate:rate:{prefix}:pause"))
+        long_until = await _number(client, f"smsgate:rate:{prefix}:pause")
         await b._flush_pause()  # b saw a 429 with a short retry_after just after
-        assert float(await client.get(f"smsgate:rate:{prefix}:pause")) == long_until
+        assert await _number(client, f"smsgate:rate:{prefix}:pause") == long_until
         await b.acquire()  # and b still waits for the long pause
         assert slept and sum(slept) > 0.2
     finally:

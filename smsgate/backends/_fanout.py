@@ -12,7 +12,8 @@ them are the same whatever the provider:
 * **one error to raise**: when some numbers failed, :func:`settle` raises the most relevant
   error (an outcome in doubt first, so nothing is resent blindly; then an account-wide
   refusal; else the first number's) carrying ``.receipt`` (the numbers that went out, or
-  ``None``) and ``.errors`` (each failed number's error), as API.md §3 asks;
+  ``None``) and ``.errors`` (each failed number's error), as docs/backends/negin.md
+  ("Several numbers") describes;
 * **interrupted**: a cancelled call re-raises, after logging the ids already accepted, so
   that an operator can reconcile them (there is no receipt to return).
 """

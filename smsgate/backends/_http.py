@@ -65,6 +65,7 @@ from ..exceptions import (
     RateLimitedError,
     SmsGateError,
 )
+from ._h11_transport import H11Transport
 from ._httpx_transport import HttpxTransport
 from ._transport import HttpAnswer, ResponseTooLarge, Transport, TransportName
 
@@ -88,7 +89,7 @@ USER_AGENT = f"smsgate/{__version__}"
 MAX_CONNECTIONS = 10_000
 #: The longest timeout accepted, seconds (a day: anything longer is a mistake).
 MAX_TIMEOUT = 86_400.0
-_TRANSPORTS: tuple[TransportName, ...] = ("auto", "aiohttp", "httpx")
+_TRANSPORTS: tuple[TransportName, ...] = ("auto", "aiohttp", "httpx", "h11")
 
 #: The old name of :class:`~smsgate._redact.Redactor` (``Scrubber.of(secrets)``).
 Scrubber = Redactor
@@ -200,8 +201,8 @@ class HttpGateway:
             raise ConfigurationError("http_client must be an httpx.AsyncClient")
         if transport not in _TRANSPORTS:
             raise ConfigurationError(f"transport must be one of {', '.join(_TRANSPORTS)}")
-        if http_client is not None and transport == "aiohttp":
-            raise ConfigurationError('transport="aiohttp" cannot use a given http_client')
+        if http_client is not None and transport not in ("auto", "httpx"):
+            raise ConfigurationError(f'transport="{transport}" cannot use a given http_client')
         self._max_connections = check_count(
             max_connections, "max_connections", maximum=MAX_CONNECTIONS
         )
@@ -238,7 +239,9 @@ class HttpGateway:
         transport = self._transport
         if transport is None:
             return self._transport_choice
-        return "httpx" if isinstance(transport, HttpxTransport) else "aiohttp"
+        if isinstance(transport, HttpxTransport):
+            return "httpx"
+        return "h11" if isinstance(transport, H11Transport) else "aiohttp"
 
     async def __aenter__(self) -> Self:
         self._ensure_client()
@@ -292,6 +295,10 @@ class HttpGateway:
                     raise ConfigurationError('transport="aiohttp" needs aiohttp') from None
             else:
                 return AiohttpTransport(max_connections=self._max_connections)
+        if choice == "h11" or (
+            choice == "auto" and library != "asyncio" and not _proxy_in_environment()
+        ):
+            return H11Transport(max_connections=self._max_connections)
         limits = httpx.Limits(
             max_connections=self._max_connections,
             max_keepalive_connections=self._max_connections,

@@ -33,7 +33,7 @@ import httpx
 __all__ = ["HttpAnswer", "ResponseTooLarge", "Transport", "TransportName"]
 
 #: The ``transport=`` setting of the gateways (see ``docs/writing-a-backend.md``).
-TransportName = Literal["auto", "aiohttp", "httpx"]
+TransportName = Literal["auto", "aiohttp", "httpx", "h11"]
 
 
 @attrs.frozen(kw_only=True)

@@ -17,7 +17,8 @@ Layout (one module per concern, one module per command group):
 * ``_files``: reading bulk files.  ``_render``: progress bar, report and tables.
 * ``_app``: the click group :data:`cli`.
 * Commands: ``_account`` (send, credit, status), ``_bulk``, ``_journal``, ``_fake``
-  (fake-server, demo).
+  (fake-server, demo), ``_queue`` (worker, job status|cancel; bulk --queue), ``_operate``
+  (track, report, serve).
 
 Adding a command: write ``smsgate/cli/_<group>.py`` with ``from ._app import cli`` and
 ``@cli.command()`` (or ``@cli.group()``) over a function decorated with
@@ -59,6 +60,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "_bulk",
     "_journal",
     "_fake",
+    "_queue",
+    "_operate",
 )
 
 for _module in COMMAND_MODULES:

@@ -25,6 +25,7 @@ from ..exceptions import (
     AuthenticationError,
     ConfigurationError,
     InsufficientCreditError,
+    NotSentError,
     SmsGateError,
 )
 from ._scrub import ScrubbingWriter, scrub
@@ -100,12 +101,24 @@ class Context:
         """Never print ``secret`` (and its URL-encoded forms) from now on."""
         if not secret:
             return
-        from ..backends._http import Scrubber
+        from .._redact import forms_of
 
-        for form in Scrubber.of([secret]).secrets:
+        for form in forms_of(secret):
             if form not in self.secrets:
                 self.secrets.append(form)
         self.secrets.sort(key=len, reverse=True)
+
+    def hide_dsn(self, target: str) -> None:
+        """Never print the password of a database URL (``postgresql://user:pw@host/db``)."""
+        from urllib.parse import unquote, urlsplit
+
+        try:
+            password = urlsplit(target).password
+        except ValueError:
+            return
+        if password:
+            self.hide(password)
+            self.hide(unquote(password))
 
     @property
     def out(self) -> Console:
@@ -181,6 +194,11 @@ def handled(command: Callable[P, R]) -> Callable[P, R]:
             )
         except InsufficientCreditError as exc:
             current.fail(f"{type(exc).__name__}: {exc}", hint="top up the account's credit")
+        except NotSentError as exc:
+            current.fail(
+                f"{type(exc).__name__}: {exc}",
+                hint="nothing was sent; check SMSGATE_BASE_URL and the network",
+            )
         except UnsupportedError as exc:
             current.fail(str(exc), code=EXIT_UNSUPPORTED)
         except ConfigurationError as exc:

@@ -60,6 +60,8 @@ async def open_journal(target: str) -> AsyncIterator[ReadableJournal]:
 
 
 def _check_exists(target: str) -> None:
+    if is_dsn(target):
+        state().hide_dsn(target)
     if not is_dsn(target) and not Path(target).is_file():
         state().fail(
             f"no journal at {target}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,16 @@ if TYPE_CHECKING:
     from ..dispatch import BulkReport, Estimate, Outcome
     from ..dispatch import Progress as ProgressEvent
 
-__all__ = ["ProgressHook", "print_estimate", "print_report", "progress_bar", "write_failures"]
+__all__ = [
+    "ProgressHook",
+    "announce",
+    "estimate_json",
+    "print_estimate",
+    "print_report",
+    "progress_bar",
+    "report_json",
+    "write_failures",
+]
 
 
 class ProgressHook:
@@ -163,3 +173,81 @@ def write_failures(path: Path, failures: Iterable[Outcome]) -> None:
                     type(error).__name__ if error is not None else outcome.reason or "",
                 ]
             )
+
+
+def announce(console: Console, estimate: Estimate, job: str) -> None:
+    """One line before the first request: what the job will send and what it costs."""
+    already = f", {estimate.already_done:,} already done" if estimate.already_done else ""
+    dropped = estimate.duplicates + estimate.invalid
+    skipped = f", {dropped:,} duplicate or invalid" if dropped else ""
+    line = (
+        f"job {job!r}: {estimate.rows:,} rows, {estimate.recipients:,} to send{already}{skipped}; "
+        f"{estimate.parts:,} SMS parts in about {estimate.requests:,} requests"
+    )
+    if estimate.cost is not None:
+        line += f"; cost {estimate.cost:,} Rial"
+    if estimate.credit is not None:
+        line += f"; credit {estimate.credit:,} Rial"
+    console.print(line, highlight=False)
+
+
+def estimate_json(estimate: Estimate, job: str) -> dict[str, object]:
+    """The dry run as a JSON object (the shape is documented in docs/cli.md)."""
+    return {
+        "job_id": job,
+        "rows": estimate.rows,
+        "recipients": estimate.recipients,
+        "duplicates": estimate.duplicates,
+        "invalid": estimate.invalid,
+        "already_done": estimate.already_done,
+        "requests": estimate.requests,
+        "parts": estimate.parts,
+        "price_per_part": _money(estimate.price_per_part),
+        "cost": _money(estimate.cost),
+        "credit": _money(estimate.credit),
+        "provider": estimate.provider,
+    }
+
+
+def report_json(
+    report: BulkReport,
+    estimate: Estimate,
+    *,
+    interrupted: bool,
+    resume: str,
+    stopped: str | None = None,
+) -> dict[str, object]:
+    """A finished (or stopped) job as a JSON object (documented in docs/cli.md)."""
+    return {
+        "job_id": report.job_id,
+        "rows": report.total,
+        "sent": report.sent,
+        "failed": report.failed,
+        "unknown": report.unknown,
+        "skipped": report.skipped,
+        "duplicates": report.duplicates,
+        "invalid": report.invalid,
+        "requests": report.requests,
+        "retries": report.retries,
+        "elapsed": round(report.elapsed, 3),
+        "errors": dict(report.errors),
+        "stopped": stopped,
+        "interrupted": interrupted,
+        "resume": resume if (interrupted or stopped) else None,
+        "estimate": estimate_json(estimate, report.job_id),
+        "failures": [
+            {
+                "number": outcome.message.to,
+                "recipient": outcome.recipient,
+                "status": outcome.status,
+                "error": type(outcome.error).__name__ if outcome.error is not None else None,
+                "reason": outcome.reason,
+                "message_id": outcome.receipt.message_id if outcome.receipt else None,
+            }
+            for outcome in report.failures
+        ],
+    }
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)

@@ -18,7 +18,10 @@ reads the rows back (:meth:`Journal.get`) and:
 This module holds the contract (:class:`Journal`, :class:`JournalEntry`,
 :func:`journal_key`) and :class:`MemoryJournal`, the in-memory implementation for tests and
 for one-process jobs that need no restart. The embedded durable default is
-``SqliteJournal`` (``smsgate.dispatch._sqlite_journal``), built when a path is given.
+``SqliteJournal`` (``smsgate.dispatch._sqlite_journal``), built when a path is given; the
+journal shared by many machines is ``smsgate.postgres.PostgresJournal``. The dispatcher
+claims rows (:meth:`Journal.claim`) before it sends them, so runs of one job in several places
+share the work instead of repeating it (``docs/journals.md``).
 """
 
 from __future__ import annotations
@@ -207,9 +210,11 @@ def journal_key(recipient: str, text: str, sender: str | None) -> str:
 class Journal(Protocol):
     """Where a bulk job writes each recipient's state, so that a rerun never double-sends.
 
-    Implementations: :class:`MemoryJournal` (in memory) and ``SqliteJournal`` (a file; the
-    default when ``BulkDispatcher(journal="bulk.sqlite")`` is given a path). A shared
-    database for several processes would implement the same six methods.
+    Implementations: :class:`MemoryJournal` (in memory), ``SqliteJournal`` (a file; the
+    default when ``BulkDispatcher(journal="bulk.sqlite")`` is given a path; several
+    processes may share it) and ``smsgate.postgres.PostgresJournal`` (PostgreSQL, for
+    many workers on many machines). Two optional abilities, ``record_delivery`` and
+    ``recent_sends``, are found with ``hasattr``; all three journals have them.
     """
 
     async def open(self, job_id: str) -> None:

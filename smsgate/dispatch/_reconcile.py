@@ -268,9 +268,13 @@ async def reconcile(
 async def record_reconciled(journal: Journal, job_id: str, results: Iterable[Reconciled]) -> int:
     """Write settled results back to a job's journal, in one :meth:`Journal.record` call.
 
-    ``"delivered"`` and ``"sent"`` become ``"sent"`` rows (a rerun skips them);
+    ``"delivered"`` and ``"sent"`` become ``"sent"`` rows (a rerun skips them), with the
+    delivery state the provider reported stored on the row (``delivery``,
+    ``delivery_status``, ``delivery_updated``: what ``JobSummary`` counts);
     ``"not_sent"`` becomes a ``"failed"`` row with ``error="NotSentError"`` (a rerun sends it);
-    ``"unknown"`` results, and results without a journal key, are not written.
+    ``"unknown"`` results, and results without a journal key, are not written. Where a
+    result came from a journal row, the row's other fields (``parts``, ``route``...) are
+    kept. Works on any :class:`~smsgate.dispatch.Journal` (memory, SQLite, PostgreSQL).
 
     Args:
         journal: The job's journal.
@@ -285,14 +289,17 @@ async def record_reconciled(journal: Journal, job_id: str, results: Iterable[Rec
     for result in results:
         if result.key is None or not result.settled:
             continue
+        source = result.source if isinstance(result.source, JournalEntry) else None
+        base = source or JournalEntry(key=result.key, recipient=result.recipient, status="pending")
         if result.verdict == "not_sent":
             entries.append(
-                JournalEntry(
+                attrs.evolve(
+                    base,
                     key=result.key,
-                    recipient=result.recipient,
                     status="failed",
                     route=result.route,
                     provider=result.provider,
+                    message_id=None,
                     error="NotSentError",
                     detail="reconciled: the provider has no record of this send",
                     updated=now,
@@ -300,16 +307,23 @@ async def record_reconciled(journal: Journal, job_id: str, results: Iterable[Rec
             )
         else:
             state = result.state.value if result.state is not None else "accepted"
+            report = result.report
             entries.append(
-                JournalEntry(
+                attrs.evolve(
+                    base,
                     key=result.key,
-                    recipient=result.recipient,
                     status="sent",
                     route=result.route,
                     provider=result.provider,
                     message_id=result.message_id,
+                    error=None,
                     detail=f"reconciled: {state}",
                     updated=now,
+                    delivery=result.state if result.state is not None else base.delivery,
+                    delivery_status=(
+                        report.provider_status if report is not None else base.delivery_status
+                    ),
+                    delivery_updated=now if result.state is not None else base.delivery_updated,
                 )
             )
     if entries:

@@ -322,8 +322,14 @@ class JobHandle:
             failures=tuple(decode_failure(item) for item in raw),
             job_id=self.job_id,
             elapsed=max(0.0, last - started),
-            stopped=None,
-            **values,
+            sent=values["sent"],
+            failed=values["failed"],
+            unknown=values["unknown"],
+            skipped=values["skipped"],
+            requests=values["requests"],
+            retries=values["retries"],
+            duplicates=values["duplicates"],
+            invalid=values["invalid"],
         )
 
     async def wait(self, *, poll: float = 0.5) -> BulkReport:

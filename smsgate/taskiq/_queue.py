@@ -338,7 +338,16 @@ class BulkQueue:
         for field, value in pairs:
             args += [field, value]
         args += [encode_failure(o) for o in report.failures[: self.max_failures]]
-        await state.finish(keys=keys.finish_keys(), args=args)
+        # The rows are settled in the journal already; only the job's counts are left to
+        # write. A Redis hiccup must not lose them (the task is acknowledged after this).
+        for attempt in range(self.max_attempts):
+            try:
+                await state.finish(keys=keys.finish_keys(), args=args)
+                return
+            except Exception:
+                if attempt + 1 >= self.max_attempts:
+                    raise
+                await anyio.sleep(self.retry_delay * 2**attempt)
 
 
 def _open_journal(journal: str | os.PathLike[str] | Journal) -> tuple[Journal, bool]:
@@ -375,8 +384,10 @@ def _all_failed(
         errors={type(error).__name__: len(messages)},
         failures=outcomes,
         job_id=job_id,
-        stopped=None,
-        **counts,
+        sent=counts["sent"],
+        failed=counts["failed"],
+        unknown=counts["unknown"],
+        skipped=counts["skipped"],
     )
 
 

@@ -1,17 +1,17 @@
 """The Negin 3300 REST half of the fake provider: ``wsSend.ashx`` and ``wsStates.ashx``.
 
-Written from the protocol page (``protocols/negin.md`` §5, "Recommended fake-server
-behaviour"), never from the client (R16): it imports nothing from ``smsgate.backends``.
+Written from the protocol page (``docs/protocols/negin.md``; its §7 describes the
+profiles), never from the client (R16): it imports nothing from ``smsgate.backends``.
 Section numbers below refer to that page. Where the page guesses, this fake picks one
 answer and makes the alternatives switchable, so the client's leniency can be tested:
 
 * an id this account never issued: the whole states call answers status 24
   (``INVALID_MESSAGE_ID``) by default; ``unknown_ids="minus_one"`` answers it with the
-  state -1 (Magfa's "bad or expired id", §3.3) and ``"omit"`` leaves it out of the answer;
+  state -1 (Magfa's "bad or expired id", §6) and ``"omit"`` leaves it out of the answer;
 * ``mobile_as_number`` / ``data_as_strings`` / ``error_data`` / ``states_as_lists``: the
-  field types seen in different clients (§2.4, §5 item 6);
-* ``html_without_user_agent``: the HTML page C8 warns about (§1);
-* ``min_interval``: the SOAP 409 "requests less than 5 s apart" (§2.5).
+  field types seen in different clients (§3.3);
+* ``html_without_user_agent``: the HTML page a SOAP client warns about (§2);
+* ``min_interval``: the SOAP 409 "requests less than 5 s apart" (§4).
 
 **Profiles.** ``"lenient"`` (the default) is everything above. ``"negin-guide"`` behaves
 exactly as Negin's REST guide describes, and no more (docs/protocols/negin.md §7): form
@@ -20,8 +20,8 @@ printed (lower case), ids separated by the comma the guide names, the send answe
 guide's sample shape (``message_id`` and ``line`` JSON numbers, ``mobile`` a string), the
 states answer as comma-joined strings, and ``18`` (the guide's number) for "not received
 by the operator" where the lenient fake says ``16``. The guide prints no error code, so
-refusals keep the lenient fake's inferred ones. The profile is read from the shared core
-(``FakeProvider(profile=...)``) unless set on this half (``fake.negin.profile = ...``).
+refusals keep the lenient fake's inferred ones. The profile is the shared core's
+(``FakeProvider(profile=...)``); the ippanel profiles leave this half lenient.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import Receive, Scope, Send
 
-from .._phone import normalize_msisdn
+from .._phone import _DIGITS, normalize_msisdn
 from .._segments import segments
 from ..exceptions import InvalidRecipientError
 from ._core import FakeCore, LedgerEntry
@@ -49,13 +49,14 @@ __all__ = ["DEFAULT_TIMELINE", "GUIDE_PROFILE", "NeginFake", "Timeline"]
 #: The profile that follows Negin's REST guide to the letter.
 GUIDE_PROFILE = "negin-guide"
 
-#: ``(seconds after the send, state code)`` steps, in time order (§3.3 codes).
+#: ``(seconds after the send, state code)`` steps, in time order (§6 codes).
 Timeline = tuple[tuple[float, int], ...]
 
 #: Queued, then at the operator after 2 s, delivered after 5 s of fake time.
 DEFAULT_TIMELINE: Timeline = ((0.0, 0), (2.0, 8), (5.0, 1))
 
-# The English upper-case names of §2.5, sent as ``msg`` on errors (§5 item 5: a guess).
+# The upper-case names of the inferred codes (§4), sent as ``msg`` on errors (a guess:
+# no refusal's text is known).
 _MESSAGES: dict[int, str] = {
     -1: "success",
     1: "INVALID_RECIPIENT_NUMBER",
@@ -73,12 +74,11 @@ _MESSAGES: dict[int, str] = {
 
 _SEND_PATHS = frozenset({"/api/wssend.ashx", "/services/wssend.ashx"})
 _STATES_PATHS = frozenset({"/api/wsstates.ashx", "/services/wsstates.ashx"})
-# §5 item 7: ids are split on the comma, the Arabic comma and the Arabic decimal separator
+# §5: ids are split on the comma, the Arabic comma and the Arabic decimal separator
 # (the OCR'd seed shows the latter); spaces and quotes around them are dropped.
 _ID_SPLIT = re.compile("[,\u060c\u066b]")
 # The guide's own words: "separated by comma (٫)" (its comma glyph is U+066B).
 _GUIDE_ID_SPLIT = re.compile("[,\u066b]")
-_DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
 
 
 @attrs.define
@@ -110,8 +110,10 @@ class NeginFake:
         min_interval: Answer 409 to a send less than this many seconds after the previous
             one, or ``None``.
         messages: ``msg`` text per status code (swap it to test that clients ignore it).
-        mobile_as_number: Send ``data.mobile`` as a JSON number (C2) instead of a string.
-        data_as_strings: Send every ``data`` field as a string (C1's later typing).
+        mobile_as_number: Send ``data.mobile`` as a JSON number (a C# sample, §3.3)
+            instead of a string.
+        data_as_strings: Send every ``data`` field as a string (a C# client's later
+            typing, §3.3).
         error_data: ``data`` on errors: ``"null"``, ``"empty"`` (``{}``) or ``"absent"``.
         states_as_lists: Send ``msgIds``/``states`` as JSON lists instead of comma strings.
         html_without_user_agent: Answer an HTML page to requests with no User-Agent.
@@ -139,7 +141,6 @@ class NeginFake:
         self.html_without_user_agent = False
         self.received: collections.deque[dict[str, str]] = collections.deque(maxlen=1000)
         self.states_calls: list[int] = []
-        self._profile: str | None = None
         self._issued: dict[str, _Message] = {}
         self._last_send: float | None = None
         # The loopback server answers from its own thread while tests read and script.
@@ -147,18 +148,13 @@ class NeginFake:
 
     @property
     def profile(self) -> str:
-        """``"lenient"`` or ``"negin-guide"``: this half's own setting, else the core's."""
-        if self._profile is not None:
-            return self._profile
-        return str(getattr(self.core, "profile", "lenient"))
-
-    @profile.setter
-    def profile(self, value: str) -> None:
-        self._profile = value
+        """The shared core's profile (``FakeProvider(profile=...)``); this half follows
+        ``"negin-guide"`` and is lenient under every other."""
+        return self.core.profile
 
     @property
     def _guide(self) -> bool:
-        return self.profile == GUIDE_PROFILE
+        return self.core.profile == GUIDE_PROFILE
 
     # -- scripting ---------------------------------------------------------------------
 
@@ -205,7 +201,7 @@ class NeginFake:
 
     async def _fields(self, request: Request) -> dict[str, str]:
         # ASP.NET's Request["name"] reads the query string first, then the form, and
-        # ignores key case (§1, §5 item 2). A JSON body has no form fields.
+        # ignores key case (§2). A JSON body has no form fields.
         # The guide profile reads only what the guide prints: POST parameters, by their
         # exact (lower-case) names.
         guide = self._guide
@@ -236,7 +232,7 @@ class NeginFake:
         else:
             body["data"] = data
         payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        # §5 item 3: always 200 with JSON; the error is in "status".
+        # §2: always 200 with JSON; the error is in "status".
         return Response(payload, status_code=200, media_type="application/json; charset=utf-8")
 
     def _outside_guide(self, request: Request) -> Response | None:
@@ -248,6 +244,14 @@ class NeginFake:
         if request.method != "POST":
             return PlainTextResponse("Method Not Allowed", status_code=405)
         return None
+
+    async def _admit(self, request: Request) -> tuple[dict[str, str], Response | None]:
+        """The request's fields, and the answer if it is refused before its own checks."""
+        outside = self._outside_guide(request)
+        if outside is not None:
+            return {}, outside
+        fields = await self._fields(request)
+        return fields, self._refusal(request, fields)
 
     def _refusal(self, request: Request, fields: Mapping[str, str]) -> Response | None:
         """The answers every endpoint gives before looking at its own fields."""
@@ -262,18 +266,15 @@ class NeginFake:
     # -- wsSend.ashx ---------------------------------------------------------------------
 
     async def _send(self, request: Request) -> Response:
-        outside = self._outside_guide(request)
-        if outside is not None:
-            return outside
-        fields = await self._fields(request)
-        refusal = self._refusal(request, fields)
+        fields, refusal = await self._admit(request)
         if refusal is not None:
             return refusal
-        # The check order of §5 item 4.
+        # Checks, in this order: credentials, account, type, line, number, text, credit,
+        # opt-out (the inferred codes of §4).
         kind = fields.get("type", "").strip() or "0"
         if kind not in ("0", "1", "2"):
             return self._reply(20)
-        line = fields.get("line", "").strip()  # an empty line counts as absent (C5)
+        line = fields.get("line", "").strip()  # an empty line counts as absent (a PHP client, §3.1)
         line2 = fields.get("line2", "").strip()
         if (kind != "2" and not line) or (line and line not in self.lines):
             return self._reply(2)
@@ -329,7 +330,7 @@ class NeginFake:
         return self._reply(-1, self._send_data(message_id, used, recipient))
 
     def _route(self, kind: str, line: str, line2: str, recipient: str) -> tuple[str | None, str]:
-        """Which route sends, and from which number (§2.2, §5 item 4.8)."""
+        """Which route sends, and from which number (§3.2)."""
         if kind == "2" and not line:
             return "service_line", self.service_line  # scenario 2
         if not self.core.is_opted_out(recipient):
@@ -359,11 +360,7 @@ class NeginFake:
     # -- wsStates.ashx -------------------------------------------------------------------
 
     async def _states(self, request: Request) -> Response:
-        outside = self._outside_guide(request)
-        if outside is not None:
-            return outside
-        fields = await self._fields(request)
-        refusal = self._refusal(request, fields)
+        fields, refusal = await self._admit(request)
         if refusal is not None:
             return refusal
         ids = [
@@ -404,7 +401,7 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 class _CaselessRoute(BaseRoute):
-    """A route for a fixed set of paths compared without case, as IIS does (§1)."""
+    """A route for a fixed set of paths compared without case, as IIS does (§2)."""
 
     def __init__(self, paths: Iterable[str], endpoint: Endpoint) -> None:
         self._paths = frozenset(p.lower() for p in paths)

@@ -14,9 +14,10 @@ One named route per op of ``/services.jspd`` (``"send"``, ``"sendPattern"``, ``"
 ``"accesslist"``, ``"newuser"``, ``"postalcodecount"``, ``"postalcodearea"``,
 ``"postalcodesend"``, ``"jobslist"``, ``"jobstrenlist"``, ``"jobscount"``, ``"jobssend"``),
 plus ``"patterns"`` (``/patterns/pattern``) and ``"select"`` (``/api/select`` ``op=pattern``).
-Answers follow ``protocols/ippanel.md`` §2.3 and §12.2.3. The default routes remember the
-numbers of each send, so ``delivery`` and ``checkmessage`` answer for the ids they issued
-(and ``null`` / 456 for others). Written from the protocol page, not from the client (R16).
+Answers follow ``docs/protocols/ippanel.md`` "Envelope" and "The fake". The default routes
+remember the numbers of each send, so ``delivery`` and ``checkmessage`` answer for the ids
+they issued (and ``null`` / 456 for others). Written from the protocol page, not from the
+client (R16).
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def ippanel_router(
 
     def pattern_url(request: httpx.Request) -> httpx.Response:
         numbers = _numbers(query_fields(request).get("to", ""))
-        return _json_response(int(issue(numbers[:1])))  # §5.1: a bare number
+        return _json_response(int(issue(numbers[:1])))  # "Pattern endpoints": a bare number
 
     def pattern_select(request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content.decode("utf-8"))
@@ -143,7 +144,7 @@ def ippanel_router(
     def delivery(request: httpx.Request) -> httpx.Response:
         numbers = sent.get(form_fields(request).get("uinqid", ""))
         if numbers is None:
-            return _json_response(None)  # §2.3: unknown bulk id
+            return _json_response(None)  # "delivery": unknown bulk id
         items = [f"{n}:{delivery_status}" for n in numbers]
         return _json_response([0, json.dumps(items)])
 

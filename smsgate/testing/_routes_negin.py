@@ -9,7 +9,7 @@ Plug it in without patching anything::
     request = router["send"].calls.last.request   # what the gateway sent
 
 Only POST is routed: a GET (which would put the password in the URL) is not mocked and
-fails the test. Answers follow ``protocols/negin.md`` §2.4 and §3.2.
+fails the test. Answers follow ``docs/protocols/negin.md`` §3.3 and §5.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ Responder = (
 
 _SEND = re.compile(r"(?i)^/(api|services)/wssend\.ashx$")
 _STATES = re.compile(r"(?i)^/(api|services)/wsstates\.ashx$")
-#: The first id the default send answer gives: beyond 32 bits, like C2's real sample.
+#: The first id the default send answer gives: beyond 32 bits, like the C# sample's real one
+#: (docs/protocols/negin.md §3.3).
 FIRST_ID = 35702617027
 SERVICE_LINE = "9820003300"
 

@@ -1,6 +1,6 @@
 """Kapanel (ippanel white-label) delivery pushes: body bytes and headers to delivery reports.
 
-What the provider documents (protocols/ippanel.md §8): a POST with a JSON body, dates in
+What the provider documents (docs/protocols/ippanel.md "Webhook"): a POST with a JSON body, dates in
 RFC 3339 and UTC, sender and recipient numbers with ``+`` and the country code, "four
 possible states", an answer within 15 seconds. The field names were only ever shown in an
 image that no public text reproduces, so this parser is **lenient about names** and
@@ -51,7 +51,7 @@ _ALIASES: Final[Mapping[str, tuple[str, ...]]] = {
         "msgid",
         "bulkid",
         "smsid",
-        "uinqid",  # the delivery op's own spelling (protocols/ippanel.md §10)
+        "uinqid",  # the delivery op's own spelling (docs/protocols/ippanel.md "delivery")
         "uniqid",
         "uniqueid",
         "bulk",
@@ -282,7 +282,7 @@ def _parse_date(value: object, where: str) -> datetime | None:
         # before the next minute is the closest value.
         second, micro = 59, 999_999
     if match.group(8) or not match.group(9):
-        # "Z", or no offset at all: the provider documents every date as UTC (§8).
+        # "Z", or no offset at all: the provider documents every date as UTC ("Webhook").
         tz: timezone = UTC
     else:
         hours, minutes = int(match.group(10)), int(match.group(11))
@@ -479,7 +479,7 @@ def parse_kapanel_delivery(
     """Read a Kapanel (ippanel white-label) delivery push.
 
     Accepts one report object, an array of them, or ``{"reports": [...]}``; the proposed
-    payload of protocols/ippanel.md §8 is::
+    payload of docs/protocols/ippanel.md "Webhook" is::
 
         {"message_id": 562892393, "from": "+983000505", "to": "+989121234567",
          "status": "delivered", "date": "2024-05-01T08:30:00Z"}

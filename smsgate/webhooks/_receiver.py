@@ -4,8 +4,8 @@ A web framework gives it the request's bytes, headers, client address and token,
 back the new reports (or a :class:`~smsgate.WebhookError` saying why not). Handing the
 reports to the user's callback is a second step, :meth:`WebhookReceiver.deliver`, so that a
 framework can answer the provider first and run the callback afterwards: the provider
-gives an endpoint 15 seconds (protocols/ippanel.md §8), and a user's callback may write to
-a slow database.
+gives an endpoint 15 seconds (docs/webhooks.md, "What the provider sends"), and a user's
+callback may write to a slow database.
 """
 
 from __future__ import annotations

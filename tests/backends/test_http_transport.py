@@ -25,12 +25,14 @@ import pytest
 import smsgate
 from smsgate._constants import MAX_RESPONSE_BYTES
 from smsgate.backends._aiohttp import AiohttpTransport
-from smsgate.backends._http import HttpAnswer, HttpGateway
+from smsgate.backends._h11_transport import H11Transport
+from smsgate.backends._http import HttpAnswer, HttpGateway, TransportName
 from smsgate.backends._httpx_transport import HttpxTransport
 from smsgate.testing import serve_loopback
 
 Behaviour = Callable[[socket.socket, threading.Event], None]
 SHORT = httpx.Timeout(5.0, read=0.3, pool=0.3)
+HOLD = httpx.Timeout(5.0, read=9.0, pool=0.2)  # a long read, a short wait for a slot
 
 
 @pytest.fixture(autouse=True)
@@ -183,13 +185,13 @@ class Probe(HttpGateway):
 
 @pytest.mark.anyio
 async def test_transport_follows_the_running_loop(anyio_backend: str) -> None:
-    """auto: asyncio gets aiohttp; trio gets httpx; a borrowed client is always httpx."""
+    """auto: asyncio gets aiohttp; trio gets h11; a borrowed client is always httpx."""
     with serve_loopback(_status_app()) as server:
         own = Probe(base_url=server.url)
         assert own.transport_name == "auto"  # chosen on first use, in the running loop
         async with own:
             assert await own.post() == b"[0]"
-            assert own.transport_name == ("aiohttp" if anyio_backend == "asyncio" else "httpx")
+            assert own.transport_name == ("aiohttp" if anyio_backend == "asyncio" else "h11")
         async with httpx.AsyncClient() as client:
             borrowed = Probe(base_url=server.url, http_client=client)
             assert await borrowed.post() == b"[0]"
@@ -202,11 +204,13 @@ async def test_transport_follows_the_running_loop(anyio_backend: str) -> None:
 
 @pytest.mark.anyio
 async def test_explicit_transport_choice(anyio_backend: str) -> None:
-    """transport="httpx" everywhere; "aiohttp" under asyncio, refused under trio."""
+    """httpx and h11 everywhere; aiohttp under asyncio, refused under trio."""
+    names: tuple[TransportName, ...] = ("httpx", "h11")
     with serve_loopback(_status_app()) as server:
-        async with Probe(base_url=server.url, transport="httpx") as gateway:
-            assert await gateway.post() == b"[0]"
-            assert gateway.transport_name == "httpx"
+        for name in names:
+            async with Probe(base_url=server.url, transport=name) as gateway:
+                assert await gateway.post() == b"[0]"
+                assert gateway.transport_name == name
         gateway = Probe(base_url=server.url, transport="aiohttp")
         if anyio_backend == "asyncio":
             async with gateway:
@@ -359,23 +363,145 @@ async def test_transport_errors_carry_no_request() -> None:
     assert caught.value.__cause__ is None
 
 
-# -- through the gateway: smsgate errors, on both event loops ---------------------------
+# -- the h11 transport (trio's default): its pool --------------------------------------
+
+
+def keep_alive(
+    counter: list[int], closed: threading.Event | None = None
+) -> Callable[[socket.socket, threading.Event], None]:
+    """Answer every request on the connection (keep-alive); with ``closed``, hang up after
+    the first answer without saying so, as a server closing an idle connection does."""
+
+    def behaviour(conn: socket.socket, stop: threading.Event) -> None:
+        counter.append(1)
+        while not stop.is_set():
+            if not _read_request(conn):
+                return
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n[0]")
+            if closed is not None:
+                conn.close()
+                closed.set()
+                return
+
+    return behaviour
+
+
+async def _h11_send(transport: H11Transport, url: str, timeouts: httpx.Timeout = SHORT) -> bytes:
+    answer = await transport.send(
+        "POST", url, body=b"a=1", headers={}, timeouts=timeouts, max_bytes=MAX_RESPONSE_BYTES
+    )
+    return answer.content
 
 
 @pytest.mark.anyio
-async def test_gateway_connect_refused_is_not_sent() -> None:
+async def test_h11_reuses_one_connection() -> None:
+    """Sequential requests share one keep-alive connection."""
+    connections: list[int] = []
+    with raw_server(keep_alive(connections)) as url:
+        transport = H11Transport(max_connections=4)
+        try:
+            for _ in range(5):
+                assert await _h11_send(transport, url + "/x") == b"[0]"
+        finally:
+            await transport.aclose()
+    assert len(connections) == 1
+
+
+@pytest.mark.anyio
+async def test_h11_drops_a_connection_the_server_closed_while_idle() -> None:
+    """A keep-alive connection closed by the server is not reused: no spurious failure."""
+    connections: list[int] = []
+    closed = threading.Event()
+    with raw_server(keep_alive(connections, closed)) as url:
+        transport = H11Transport(max_connections=4)
+        try:
+            assert await _h11_send(transport, url + "/x") == b"[0]"
+            for _ in range(500):  # bounded polling: until the server has hung up
+                if closed.is_set():
+                    break
+                await anyio.sleep(0.01)
+            assert await _h11_send(transport, url + "/x") == b"[0]"
+        finally:
+            await transport.aclose()
+    assert len(connections) == 2
+
+
+@pytest.mark.anyio
+async def test_h11_cancelled_request_leaves_no_connection_behind() -> None:
+    """A cancelled exchange closes its connection (never pooled half-read); the slot frees."""
+    arrived = threading.Event()
+
+    def hold(conn: socket.socket, stop: threading.Event) -> None:
+        _read_request(conn)
+        arrived.set()
+        stop.wait(10)
+
+    with raw_server(hold) as url:
+        transport = H11Transport(max_connections=1)
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(_h11_send, transport, url + "/a", httpx.Timeout(9.0))
+                for _ in range(500):
+                    if arrived.is_set():
+                        break
+                    await anyio.sleep(0.01)
+                group.cancel_scope.cancel()
+            assert transport._idle == {} or all(not v for v in transport._idle.values())
+            assert transport._slots.borrowed_tokens == 0
+        finally:
+            await transport.aclose()
+
+
+@pytest.mark.anyio
+async def test_h11_pool_timeout_is_not_sent() -> None:
+    """All slots busy past the pool timeout: PoolTimeout, i.e. NotSentError at the gateway."""
+    arrived = threading.Event()
+
+    def hold(conn: socket.socket, stop: threading.Event) -> None:
+        _read_request(conn)
+        arrived.set()
+        stop.wait(10)
+
+    with raw_server(hold) as url:
+        async with (
+            Probe(base_url=url, transport="h11", max_connections=1, timeout=HOLD) as gateway,
+            anyio.create_task_group() as group,
+        ):
+            group.start_soon(gateway.post)
+            for _ in range(500):
+                if arrived.is_set():
+                    break
+                await anyio.sleep(0.01)
+            error = await gateway.post()
+            group.cancel_scope.cancel()
+    assert isinstance(error, smsgate.NotSentError)
+    assert "PoolTimeout" in str(error)
+
+
+# -- through the gateway: smsgate errors, on both event loops, on every transport ------
+
+
+@pytest.fixture(params=["auto", "httpx", "h11"])
+def choice(request: pytest.FixtureRequest) -> TransportName:
+    """The gateway's transport= setting (auto: aiohttp under asyncio, h11 under trio)."""
+    name: TransportName = request.param
+    return name
+
+
+@pytest.mark.anyio
+async def test_gateway_connect_refused_is_not_sent(choice: TransportName) -> None:
     """Connection refused -> NotSentError (safe to retry), whatever the transport."""
-    async with Probe(base_url=refused_url()) as gateway:
+    async with Probe(base_url=refused_url(), transport=choice) as gateway:
         error = await gateway.post()
     assert isinstance(error, smsgate.NotSentError)
     assert error.maybe_sent is False
 
 
 @pytest.mark.anyio
-async def test_gateway_read_timeout_is_outcome_unknown() -> None:
+async def test_gateway_read_timeout_is_outcome_unknown(choice: TransportName) -> None:
     """No answer in time -> OutcomeUnknownError, maybe sent; the timeout is honoured."""
     with raw_server(never_answer) as url:
-        async with Probe(base_url=url, timeout=SHORT) as gateway:
+        async with Probe(base_url=url, transport=choice, timeout=SHORT) as gateway:
             started = time.monotonic()
             error = await gateway.post()
             elapsed = time.monotonic() - started
@@ -385,30 +511,30 @@ async def test_gateway_read_timeout_is_outcome_unknown() -> None:
 
 
 @pytest.mark.anyio
-async def test_gateway_drop_mid_body_is_outcome_unknown() -> None:
+async def test_gateway_drop_mid_body_is_outcome_unknown(choice: TransportName) -> None:
     """The server hangs up mid-answer -> OutcomeUnknownError, never NotSentError."""
     with raw_server(drop_mid_body) as url:
-        async with Probe(base_url=url) as gateway:
+        async with Probe(base_url=url, transport=choice) as gateway:
             error = await gateway.post()
     assert isinstance(error, smsgate.OutcomeUnknownError)
     assert error.maybe_sent is True
 
 
 @pytest.mark.anyio
-async def test_gateway_hang_up_before_answer_is_outcome_unknown() -> None:
+async def test_gateway_hang_up_before_answer_is_outcome_unknown(choice: TransportName) -> None:
     """The server reads the request and hangs up -> OutcomeUnknownError (it may have acted)."""
     with raw_server(close_at_once) as url:
-        async with Probe(base_url=url) as gateway:
+        async with Probe(base_url=url, transport=choice) as gateway:
             error = await gateway.post()
     assert isinstance(error, smsgate.OutcomeUnknownError)
     assert error.maybe_sent is True
 
 
 @pytest.mark.anyio
-async def test_gateway_idempotent_timeout_is_retryable() -> None:
+async def test_gateway_idempotent_timeout_is_retryable(choice: TransportName) -> None:
     """A query that timed out changed nothing: retryable, not maybe sent."""
     with raw_server(never_answer) as url:
-        async with Probe(base_url=url, timeout=SHORT) as gateway:
+        async with Probe(base_url=url, transport=choice, timeout=SHORT) as gateway:
             error = await gateway.post(idempotent=True)
     assert isinstance(error, smsgate.OutcomeUnknownError)
     assert error.retryable is True
@@ -416,10 +542,10 @@ async def test_gateway_idempotent_timeout_is_retryable() -> None:
 
 
 @pytest.mark.anyio
-async def test_gateway_huge_answer_is_protocol_error() -> None:
+async def test_gateway_huge_answer_is_protocol_error(choice: TransportName) -> None:
     """An answer announced larger than the cap is refused before it is read."""
     with raw_server(huge_answer) as url:
-        async with Probe(base_url=url) as gateway:
+        async with Probe(base_url=url, transport=choice) as gateway:
             error = await gateway.post()
     assert isinstance(error, smsgate.ProtocolError)
 
@@ -430,30 +556,30 @@ async def test_gateway_huge_answer_is_protocol_error() -> None:
 # and trio warns when it closes them. smsgate closes the outer one (contextlib.aclosing);
 # the inner ones are httpx's. The refusal itself is what this test checks.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-async def test_gzip_bomb_is_refused() -> None:
+async def test_gzip_bomb_is_refused(choice: TransportName) -> None:
     """An answer that inflates past the cap is refused, counted after decoding."""
     with raw_server(gzip_bomb) as url:
-        async with Probe(base_url=url) as gateway:
+        async with Probe(base_url=url, transport=choice) as gateway:
             error = await gateway.post()
     assert isinstance(error, smsgate.ProtocolError)
     assert "larger than" in str(error)
 
 
 @pytest.mark.anyio
-async def test_gateway_decodes_unasked_gzip() -> None:
+async def test_gateway_decodes_unasked_gzip(choice: TransportName) -> None:
     """A server that compresses anyway is still read correctly."""
     with raw_server(gzipped) as url:
-        async with Probe(base_url=url) as gateway:
+        async with Probe(base_url=url, transport=choice) as gateway:
             body = await gateway.post()
     assert body == b'[0,"562892393"]'
 
 
 @pytest.mark.anyio
-async def test_gateway_sends_the_same_request_on_every_transport() -> None:
+async def test_gateway_sends_the_same_request_on_every_transport(choice: TransportName) -> None:
     """Form, JSON and query go out byte for byte as httpx would send them; headers read back."""
     seen: list[dict[str, Any]] = []
     with serve_loopback(_echo_app(seen)) as server:
-        async with Probe(base_url=server.url) as gateway:
+        async with Probe(base_url=server.url, transport=choice) as gateway:
             form = await gateway._request("POST", "/f", data={"message": "سلام & hi", "to": "+98"})
             sent_json = await gateway._request(
                 "POST", "/j", json_body={"op": "pattern", "v": "é"}, params={"q": "a b"}
@@ -476,10 +602,10 @@ async def test_gateway_sends_the_same_request_on_every_transport() -> None:
 
 
 @pytest.mark.anyio
-async def test_gateway_reads_status_headers_for_errors() -> None:
+async def test_gateway_reads_status_headers_for_errors(choice: TransportName) -> None:
     """HTTP 429 with Retry-After and HTTP 503 are read the same on every transport."""
     with serve_loopback(_status_app()) as server:
-        async with Probe(base_url=server.url) as gateway:
+        async with Probe(base_url=server.url, transport=choice) as gateway:
             limited = await gateway.post(params={"status": "429"})
             down = await gateway.post(params={"status": "503"})
     assert isinstance(limited, smsgate.RateLimitedError)
@@ -488,10 +614,10 @@ async def test_gateway_reads_status_headers_for_errors() -> None:
 
 
 @pytest.mark.anyio
-async def test_gateway_after_aclose_raises_runtime_error() -> None:
+async def test_gateway_after_aclose_raises_runtime_error(choice: TransportName) -> None:
     """Closing the gateway closes the transport; a later request is a programming error."""
     with serve_loopback(_status_app()) as server:
-        gateway = Probe(base_url=server.url)
+        gateway = Probe(base_url=server.url, transport=choice)
         assert await gateway.post() == b"[0]"
         await gateway.aclose()
         with pytest.raises(RuntimeError):

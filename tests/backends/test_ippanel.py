@@ -387,6 +387,7 @@ async def test_error_flags() -> None:
         ([12345, "Something new"], "12345", "Something new"),
         (["-3", "negative"], "-3", "negative"),
         ([6], "6", None),
+        ([8, "x"], "8", "x"),
         ([7777, {"a": 1}], "7777", '{"a": 1}'),
         ([7777, 42], "7777", "42"),
         ({"status": {"code": 8888, "errorMessage": "v2 says no"}}, "8888", "v2 says no"),

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -459,6 +461,18 @@ async def test_texts_follow_the_shared_check(text: Any) -> None:
     assert seen == []
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "values", [{"code": "\ud800"}, {"\udfff": "1"}, {"code": "x" * 2001}, {"a": None}]
+)
+async def test_pattern_values_follow_the_shared_check(values: Any) -> None:
+    """Pattern values and names go through check_text too, before any I/O."""
+    async with gateway(body(b"562892393")) as (gw, seen):
+        with pytest.raises(smsgate.InvalidMessageError):
+            await gw.send_pattern("09121111111", pattern_code="p", values=values)
+    assert seen == []
+
+
 def test_error_table_uses_public_types_only() -> None:
     """ERROR_CODES: code -> (a public error class of smsgate.exceptions, its meaning)."""
     for code, entry in ERROR_CODES.items():
@@ -486,3 +500,71 @@ def test_one_state_table_for_backend_and_webhooks() -> None:
     assert DELIVERY_STATES is IPPANEL_STATES
     for word, state in IPPANEL_STATES.items():
         assert _kapanel._STATUSES[word] is state
+
+
+# -- the protocol page: references resolve, cited tests exist ---------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGE = ROOT / "docs" / "protocols" / "ippanel.md"
+IPPANEL_SOURCES = [
+    *sorted((ROOT / "smsgate" / "backends" / "ippanel").glob("*.py")),
+    ROOT / "smsgate" / "testing" / "_fake_ippanel.py",
+    ROOT / "smsgate" / "testing" / "_routes_ippanel.py",
+    ROOT / "smsgate" / "webhooks" / "_kapanel.py",
+    ROOT / "smsgate" / "_states.py",
+]
+
+
+def _headings() -> set[str]:
+    return set(re.findall(r"^#{2,3} (.+?)\s*$", PAGE.read_text(encoding="utf-8"), re.M))
+
+
+def _flat(path: Path) -> str:
+    """The file's text with comment markers and line breaks folded to single spaces."""
+    text = path.read_text(encoding="utf-8")
+    return re.sub(r"\s*\n\s*(?:#:?\s*)?", " ", text)
+
+
+def test_comment_references_resolve_to_the_protocol_page() -> None:
+    """Every `docs/protocols/ippanel.md "Heading"` in the code names a heading of the page,
+    and no ippanel module cites a document outside the repository."""
+    headings = _headings()
+    cited: set[str] = set()
+    for path in IPPANEL_SOURCES:
+        flat = _flat(path)
+        assert "shared/protocols" not in flat and "../shared" not in flat, path
+        for match in re.finditer(
+            r"docs/protocols/ippanel\.md`{0,2},?\s*\(?((?:\"[^\"]+\"(?:,\s*|\s+and\s+|\s+to\s+)?)+)",
+            flat,
+        ):
+            names = re.findall(r"\"([^\"]+)\"", match.group(1))
+            cited.update(names)
+            missing = [name for name in names if name not in headings]
+            assert not missing, (path.name, missing)
+    assert {"delivery", "Bare numbers", "Jobs list", "Result codes"} <= cited
+
+
+def test_guesses_table_cites_existing_tests() -> None:
+    """Each test the guesses table names exists in the file its letter stands for."""
+    files = {
+        "D": Path(__file__),
+        "U": ROOT / "tests" / "backends" / "test_ippanel.py",
+        "L": ROOT / "tests" / "backends" / "test_ippanel_loopback.py",
+        "C": ROOT / "tests" / "contract" / "test_contract.py",
+    }
+    defined = {
+        letter: set(re.findall(r"^(?:async )?def (test_\w+)", f.read_text("utf-8"), re.M))
+        for letter, f in files.items()
+    }
+    table = PAGE.read_text(encoding="utf-8").split("## Guesses", 1)[1]
+    checked = 0
+    for row in (line for line in table.splitlines() if line.startswith("| ") and "`" in line):
+        cell = row.rstrip(" |").rsplit(" | ", 1)[-1]
+        letter = None
+        for token in re.finditer(r"\b([DULC])\b|`(test_\w+)", cell):
+            if token.group(1):
+                letter = token.group(1)
+            elif letter is not None:
+                assert token.group(2) in defined[letter], (letter, token.group(2))
+                checked += 1
+    assert checked >= 40

@@ -231,15 +231,13 @@ async def test_pattern_url_log_has_no_credentials(
     url: str, fake: FakeProvider, caplog: pytest.LogCaptureFixture, anyio_backend: str
 ) -> None:
     """Over a real socket, no log record (httpx INFO included, any logger at DEBUG) shows
-    the credentials of the /patterns/pattern query string."""
+    the credentials of the /patterns/pattern query string. The httpx transport is chosen
+    so that httpx logs the request (the default transports make no httpx record)."""
     with caplog.at_level(logging.DEBUG):
-        async with gateway(url, pattern_endpoint="patterns/pattern") as gw:
+        async with gateway(url, pattern_endpoint="patterns/pattern", transport="httpx") as gw:
             await gw.send_pattern("09121234567", pattern_code="ybnldnpo73", values={"code": "1"})
     lines = [r.getMessage() for r in caplog.records if r.name == "httpx"]
-    if anyio_backend == "trio":
-        # Under trio the request goes through httpx's client, which logs it at INFO; under
-        # asyncio our aiohttp transport path makes no httpx record at all.
-        assert len(lines) == 1 and "/patterns/pattern?" in lines[0]
+    assert len(lines) == 1 and "/patterns/pattern?" in lines[0]
     for line in lines:
         assert "password=***" in line and "username=***" in line
     assert len(fake.ledger) == 1
@@ -569,3 +567,19 @@ async def test_all_final_within_a_minute(url: str, fake: FakeProvider, clock: Fa
     states = {r.state for r in reports}
     assert len(reports) == 40 and all(r.is_final for r in reports)
     assert states == {smsgate.DeliveryState.DELIVERED, smsgate.DeliveryState.UNDELIVERED}
+
+
+@pytest.mark.parametrize("profile", ["lenient"])
+def test_profile_names_are_checked(profile: str) -> None:
+    """FakeProvider validates the profile name and puts it where both halves read it."""
+    from smsgate.testing import PROFILES
+
+    assert PROFILES == ("lenient", "ippanel-pdf", "kapanel", "negin-guide")
+    for name in PROFILES:
+        fake = FakeProvider(profile=name)
+        assert fake.profile == fake.core.profile == name
+        assert fake.ippanel.core is fake.core and fake.negin.core is fake.core
+    assert FakeProvider().profile == "lenient"
+    for bad in ("strict", "Kapanel", "", None):
+        with pytest.raises(ValueError, match="profile"):
+            FakeProvider(profile=bad)  # type: ignore[arg-type]

@@ -25,7 +25,7 @@ BASE = {"username": "user", "password": PASSWORD, "mobile": "989121234567", "mes
 
 
 def ok(message_id: Any = 3403, line: Any = 9830003300, **data: Any) -> dict[str, Any]:
-    """A success envelope (protocols/negin.md §2.4)."""
+    """A success envelope (docs/protocols/negin.md §3.3)."""
     return {
         "data": {"message_id": message_id, "line": line, "mobile": "989121234567", **data},
         "status": -1,
@@ -162,7 +162,7 @@ async def test_sender_overrides_line() -> None:
 
 @pytest.mark.asyncio
 async def test_extra_params_pass_through() -> None:
-    """extra_params (e.g. life_time, §6 q12) are added to every send."""
+    """extra_params (e.g. life_time, docs/protocols/negin.md §3.1) are added to every send."""
     router = negin_router()
     async with connected(router, extra_params={"life_time": "60"}) as gw:
         await gw.send(NUMBER, "سلام")
@@ -231,7 +231,7 @@ def test_line_digits_are_cleaned() -> None:
     ],
 )
 def test_normalize_line(given: str, expected: str) -> None:
-    """normalize_line adds the 98 prefix every example line has (opt-in, §6 q9)."""
+    """normalize_line adds the 98 prefix every example line has (opt-in; protocols §3.1)."""
     assert normalize_line(given) == expected
 
 
@@ -336,7 +336,7 @@ async def test_missing_line_is_not_guessed_with_a_fallback() -> None:
 async def test_other_negative_status_is_success_with_a_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A negative status other than -1 counts as success (§6 q1) and is logged."""
+    """A negative status other than -1 counts as success (protocols §3.3) and is logged."""
     answer = {**ok(55), "status": -3}
     with caplog.at_level(logging.WARNING, logger="smsgate.negin"):
         async with connected(negin_router(send=answer)) as gw:
@@ -606,7 +606,7 @@ async def test_single_number_error_has_errors_too() -> None:
     ],
 )
 async def test_state_table(raw: str, state: DeliveryState, final: bool) -> None:
-    """Each state code maps per API.md §2; unknown codes keep their raw value."""
+    """Each state code maps per docs/protocols/negin.md §6; unknown codes keep their raw value."""
     async with connected(negin_router(states=states_answer("6062", raw))) as gw:
         [report] = await gw.delivery("6062")
     assert (report.state, report.is_final, report.provider_status) == (state, final, raw)

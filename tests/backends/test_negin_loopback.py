@@ -49,9 +49,7 @@ def profile(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def fake(clock: FakeClock, profile: str) -> FakeProvider:
     """A fake provider with one opted-out number and a hand-moved clock."""
-    provider = FakeProvider(password=PASSWORD, clock=clock, opted_out=[OPTED])
-    provider.negin.profile = profile
-    return provider
+    return FakeProvider(password=PASSWORD, clock=clock, opted_out=[OPTED], profile=profile)
 
 
 LENIENT = pytest.mark.parametrize("profile", ["lenient"])
@@ -325,7 +323,7 @@ async def test_expired_ids_read_minus_one(
 async def test_variants(
     gateway: Any, fake: FakeProvider, clock: FakeClock, variant: dict[str, Any]
 ) -> None:
-    """The gateway reads every variant shape the protocol page lists (§5 item 6)."""
+    """The gateway reads every variant shape docs/protocols/negin.md §3.3 lists."""
     for key, value in variant.items():
         setattr(fake.negin, key, value)
     async with gateway() as gw:
@@ -341,7 +339,7 @@ async def test_variants(
 
 @pytest.mark.parametrize("error_data", ["null", "empty", "absent"])
 async def test_error_data_shapes(gateway: Any, fake: FakeProvider, error_data: str) -> None:
-    """Whatever data an error carries, the status decides (§6 q4)."""
+    """Whatever data an error carries, the status decides (docs/protocols/negin.md §4)."""
     fake.negin.error_data = error_data  # type: ignore[assignment]
     async with gateway(password="wrong-password") as gw:
         with pytest.raises(smsgate.AuthenticationError):
@@ -439,7 +437,7 @@ async def test_fake_accepts_get_case_insensitive_paths_and_keys(
 async def test_fake_send_checks(
     url: str, fake: FakeProvider, fields: dict[str, str], status: int
 ) -> None:
-    """The fake's wsSend refusals follow the check order of protocols/negin.md §5."""
+    """The fake's wsSend refusals follow the fake's check order (smsgate/testing/_fake_negin.py)."""
     form = {"username": "user", "password": PASSWORD, "mobile": FREE, "message": "m", "line": LINE}
     form.update(fields)
     async with httpx.AsyncClient(base_url=url) as client:
@@ -537,7 +535,14 @@ async def test_guide_profile_refuses_what_the_guide_does_not_describe(
     assert fake.ledger == []
 
 
-async def test_profile_read_from_the_core(fake: FakeProvider) -> None:
-    """Without its own setting the Negin half follows the shared core's profile."""
-    fake.negin._profile = None
-    assert fake.negin.profile == getattr(fake.core, "profile", "lenient")
+@pytest.mark.parametrize(
+    ("given", "guide"),
+    [("negin-guide", True), ("lenient", False), ("kapanel", False), ("ippanel-pdf", False)],
+)
+async def test_profile_comes_from_the_core(given: str, guide: bool) -> None:
+    """The Negin half follows FakeProvider(profile=...); the ippanel profiles leave it lenient."""
+    fake = FakeProvider(profile=given)
+    assert fake.negin.profile == given
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fake)) as client:
+        answer = await client.get("http://fake/api/wsSend.ashx", params={"username": "user"})
+    assert answer.status_code == (405 if guide else 200)

@@ -10,6 +10,7 @@ import urllib.request
 import pytest
 
 from smsgate.cli._context import command_name
+from smsgate.cli._requestlog import describe
 
 from ._helpers import assert_no_secret, invoke
 from ._process import smsgate_process
@@ -76,3 +77,35 @@ def test_demo_end_to_end() -> None:
     assert "ippanel from +983000505" in out  # the opted-out recipients, by fallback
     assert "204/204" in result.stderr  # 200 + 2 duplicates + 2 invalid rows, all accounted for
     assert_no_secret(result)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query", "body", "content_type", "line"),
+    [
+        (
+            "POST",
+            "/services.jspd",
+            b"",
+            b"uname=u&pass=secret&op=send&to=%5B%2209121111111%22%5D&message=x",
+            "application/x-www-form-urlencoded",
+            "POST /services.jspd op=send recipients=1",
+        ),
+        (
+            "GET",
+            "/api/wsSend.ashx",
+            b"username=u&password=secret&mobile=09121111111,09122222222&message=x",
+            b"",
+            "",
+            "GET /api/wsSend.ashx op=wsSend.ashx recipients=2",
+        ),
+        ("POST", "/services.jspd", b"", b"uname=u&pass=secret&op=credit", "", "op=credit"),
+    ],
+)
+def test_request_log_line_names_no_value_but_the_operation(
+    method: str, path: str, query: bytes, body: bytes, content_type: str, line: str
+) -> None:
+    """One line per request: method, path, op, recipients; never the password or a number."""
+    described = describe(method, path, query, body, content_type)
+    assert line in described
+    assert "secret" not in described
+    assert "0912" not in described

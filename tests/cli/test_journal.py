@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,26 @@ def test_journal_json_without_doubt_and_whole_ids_in_a_pipe(
     report = invoke(["journal", str(path), "--json"], env={})
     assert report.exit_code == 0
     assert json.loads(report.stdout)["jobs"][0]["job_id"] == job
+
+
+def test_bulk_and_journal_on_postgresql(
+    served: tuple[FakeProvider, LoopbackServer], tmp_path: Path
+) -> None:
+    """--journal and `smsgate journal` take a postgresql:// DSN (a real server)."""
+    pytest.importorskip("smsgate.postgres", reason="PostgresJournal is not on this branch yet")
+    from tests._services import postgres_dsn
+
+    dsn = postgres_dsn()
+    fake, server = served
+    job = f"cli-{uuid.uuid4().hex}"
+    csv_file = write_csv(tmp_path / "job.csv", [f"{n},hi {n}" for n in NUMBERS])
+    args = ["bulk", str(csv_file), "--journal", dsn, "--job-id", job]
+    first = invoke(args, env_for(server))
+    assert first.exit_code == 0, first.output
+    again = invoke(args, env_for(server))
+    assert again.exit_code == 0, again.output
+    assert len(fake.ledger) == len(NUMBERS)  # the rerun skipped every row
+    report = invoke(["journal", dsn, "--job-id", job, "--json"], env={})
+    assert report.exit_code == 0, report.output
+    (summary,) = json.loads(report.stdout)["jobs"]
+    assert (summary["job_id"], summary["sent"], summary["in_doubt"]) == (job, len(NUMBERS), 0)

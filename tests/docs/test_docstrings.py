@@ -33,6 +33,10 @@ PUBLIC_MODULES = [
     "smsgate.testing",
     "smsgate.webhooks",
     "smsgate.fastapi",
+    "smsgate.tracking",
+    "smsgate.report",
+    "smsgate.sync",
+    "smsgate.otel",
 ]
 _DIRECTIVE = re.compile(r"^:::[ \t]+(?P<target>[\w.]+)[ \t]*$", re.MULTILINE)
 

@@ -243,9 +243,10 @@ async def test_error_paths_never_show_the_password(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("transport", ["auto", "httpx"])
 @pytest.mark.parametrize("variant", ["patterns/pattern", "sendPattern", "api/select"])
 async def test_pattern_endpoints_log_no_credentials(
-    variant: str, caplog: pytest.LogCaptureFixture, anyio_backend: str
+    variant: str, transport: str, caplog: pytest.LogCaptureFixture, anyio_backend: str
 ) -> None:
     """Real HTTP to the fake: the query-string pattern endpoint's URL is scrubbed from logs."""
     caplog.set_level(logging.DEBUG)
@@ -258,6 +259,7 @@ async def test_pattern_endpoints_log_no_credentials(
             sender="+983000505",
             base_url=server.url,
             pattern_endpoint=variant,  # type: ignore[arg-type]
+            transport=transport,  # type: ignore[arg-type]
         ) as gw:
             receipt = await gw.send_pattern(
                 "09121234567", pattern_code="abc123", values={"name": "Ali"}
@@ -265,10 +267,10 @@ async def test_pattern_endpoints_log_no_credentials(
             with pytest.raises(smsgate.PatternError) as info:
                 await gw.send_pattern("09121234567", pattern_code="nope", values={"x": "1"})
     assert receipt.recipients == ("+989121234567",)
-    if anyio_backend == "trio":
+    if transport == "httpx":
         # httpx's own pool: its INFO line quotes the URL (the query holds the credentials).
         assert any(r.name == "httpx" and "HTTP Request" in r.getMessage() for r in caplog.records)
-    # Under asyncio the aiohttp transport logs no per-request line at all.
+    # The default transports (aiohttp, h11) log no per-request line at all.
     texts = log_texts(caplog.records) + exception_texts(info.value) + [repr(receipt)]
     assert leaks(texts) == []
 

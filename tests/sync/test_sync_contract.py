@@ -219,3 +219,40 @@ def test_sync_dispatcher(provider: FakeProvider, url: str) -> None:
             other.close()
     assert gw.runner.closed
     assert len(provider.ledger) == 15
+
+
+def test_forgotten_gateway_does_not_block_exit() -> None:
+    """A program that never closes its sync gateway still exits, without resource warnings."""
+    import subprocess
+    import sys
+
+    code = (
+        "import contextlib\n"
+        "from smsgate.sync import IppanelGateway\n"
+        "from smsgate.testing import FakeProvider, serve_loopback\n"
+        "stack = contextlib.ExitStack()\n"
+        "server = stack.enter_context(serve_loopback(FakeProvider()))\n"
+        "gw = IppanelGateway(username='user', password='secret-pass', sender='+983000505',\n"
+        "                    base_url=server.url)\n"
+        "print(gw.send('09121111111', 'hi').message_id)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().isdigit()
+    assert "Unclosed" not in done.stderr and "ResourceWarning" not in done.stderr
+
+
+def test_sync_track(provider: FakeProvider, clock: FakeClock, url: str, tmp_path: Any) -> None:
+    """smsgate.sync.track tracks a job journaled in an SQLite file, from plain code."""
+    journal = tmp_path / "job.sqlite"
+    messages = [smsgate.Message(to=f"0912200{i:04d}", text="bulk") for i in range(5)]
+    with build_sync("negin", provider, url) as gw:
+        with sync.BulkDispatcher(gw, journal=str(journal)) as dispatcher:
+            assert dispatcher.run(messages, job_id="t").sent == 5
+        clock.advance(3600)
+        summary = sync.track(str(journal), gw, job_id="t", deadline=0)
+    assert summary.complete and summary.counts.delivered == 5
+    with pytest.raises(smsgate.ConfigurationError):
+        sync.track(str(journal), object(), job_id="t")

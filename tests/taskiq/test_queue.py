@@ -12,20 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from taskiq import InMemoryBroker
+from taskiq.abc.broker import AsyncBroker
 
 import smsgate
 from smsgate.dispatch import JournalEntry, SqliteJournal
+from smsgate.taskiq import BulkQueue, open_job
+from smsgate.taskiq._job import decode_rows, encode_rows
 from smsgate.testing import FakeGateway
 from tests._services import redis_url
-
-pytest.importorskip("taskiq")
-redis_asyncio = pytest.importorskip("redis.asyncio")
-
-from taskiq import InMemoryBroker  # noqa: E402
-from taskiq.abc.broker import AsyncBroker  # noqa: E402
-
-from smsgate.taskiq import BulkQueue, open_job  # noqa: E402
-from smsgate.taskiq._job import decode_rows, encode_rows  # noqa: E402
 
 
 def _rows(count: int, *, texts: int = 3) -> list[smsgate.Message]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio.lowlevel
@@ -11,7 +12,7 @@ import pytest
 
 import smsgate
 from smsgate import DeliveryState
-from smsgate.dispatch import MemoryJournal
+from smsgate.dispatch import MemoryJournal, SqliteJournal
 from smsgate.report import build_report
 from smsgate.testing import FakeClock, FakeProvider, serve_loopback
 from smsgate.tracking import count_deliveries, journal_sink, track
@@ -103,12 +104,13 @@ def expected_from_ledger(fake: FakeProvider, backend: str) -> Counter[str]:
 
 
 @pytest.mark.loopback
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
 @pytest.mark.parametrize("backend", ["ippanel", "negin"])
 async def test_job_tracked_to_final_states(
-    backend: str, fake: FakeProvider, clock: FakeClock, server: str
+    backend: str, kind: str, fake: FakeProvider, clock: FakeClock, server: str, tmp_path: Path
 ) -> None:
     """A journaled job is tracked to final states; the counts match the fake's ledger."""
-    journal = MemoryJournal()
+    journal: Any = MemoryJournal() if kind == "memory" else SqliteJournal(tmp_path / "j.sqlite")
     numbers = [*DELIVERED, *FAILED, *BLOCKED, *REJECTED]
     if backend == "ippanel":
         numbers.remove(REJECTED[0])  # ippanel has no "rejected" state
@@ -149,6 +151,7 @@ async def test_job_tracked_to_final_states(
     # The report page's data counts the same.
     data = await build_report(journal, "job-1")
     assert data["delivery"] == summary.counts.as_dict()
+    await journal.aclose()
     if backend == "ippanel":
         # One delivery() per bulk per round: one bulk here (max_recipients 100).
         assert summary.requests <= summary.rounds

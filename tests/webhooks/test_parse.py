@@ -241,7 +241,7 @@ def test_parser_object_equals_function() -> None:
     ],
 )
 def test_status_mapping(raw: Any, state: DeliveryState, final: bool) -> None:
-    """ippanel's values map as in API.md §2 (any case); unknown ones keep their raw value."""
+    """ippanel's values map as docs/webhooks.md shows (any case); unknown ones keep raw value."""
     report = _one({"id": 1, "to": "09121234567", "status": raw})
     assert (report.state, report.is_final) == (state, final)
     assert report.provider_status == str(raw).strip()

@@ -3,7 +3,8 @@
 One class, :class:`IppanelGateway`, speaks the old ippanel web service that ippanel.com and
 its white-label panels (Kapanel, FarazSMS, MaxSMS, Rangine...) all serve: a form-encoded
 POST to ``<base_url>/services.jspd`` carrying ``uname``, ``pass``, ``op`` and the op's
-fields, answered by a JSON array ``[code, data]`` (``shared/protocols/ippanel.md`` §2-§4).
+fields, answered by a JSON array ``[code, data]`` (``docs/protocols/ippanel.md`` "Endpoints"
+to "Other ops seen in clients").
 
 Every op of the provider documents is here, with a typed result:
 
@@ -32,11 +33,12 @@ from __future__ import annotations
 from ...exceptions import SubAccountRejectedError
 from ._account import AccountAPI, Package, PackageAPI, SubAccount
 from ._gateway import IppanelGateway
+from ._parsing import delivery_state
 from ._phonebooks import InboxAPI, InboxMessage, Phonebook, PhonebookAPI
 from ._reports import MessageStatus
 from ._sending import PatternEndpoint
 from ._targeting import Gender, Job, JobAPI, JobTrend, PostalAPI, PostalArea
-from ._wire import DELIVERY_STATES, ERROR_CODES, delivery_state
+from ._wire import DELIVERY_STATES, ERROR_CODES
 
 __all__ = [
     "DELIVERY_STATES",

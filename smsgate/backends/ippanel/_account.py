@@ -1,4 +1,7 @@
-"""The account: packages (``accesslist``) and sub-accounts (``newuser``), §4.2-§4.3."""
+"""The account: packages (``accesslist``) and sub-accounts (``newuser``).
+
+Source: docs/protocols/ippanel.md "Account ops".
+"""
 
 from __future__ import annotations
 
@@ -17,16 +20,8 @@ from ...exceptions import (
     SmsGateError,
 )
 from .._http import Scrubber
-from ._wire import (
-    _as_decimal,
-    _as_id,
-    _drop_secret_cause,
-    _first,
-    _frozen,
-    _require_text,
-    _SubAPI,
-    _verbatim,
-)
+from ._parsing import _as_decimal, _as_id, _first, _frozen, _require_text, _verbatim
+from ._wire import _drop_secret_cause, _SubAPI
 
 
 @attrs.frozen(kw_only=True)

@@ -10,17 +10,12 @@ from ..._constants import DEFAULT_MAX_CONNECTIONS
 from ...exceptions import ConfigurationError
 from .._transport import TransportName
 from ._account import AccountAPI, PackageAPI
+from ._parsing import _check_sender, _require_text
 from ._phonebooks import InboxAPI, PhonebookAPI
 from ._reports import ReportsMixin
 from ._sending import _PATTERN_ENDPOINTS, PatternEndpoint, SendingMixin
 from ._targeting import JobAPI, PostalAPI
-from ._wire import (
-    _LOG_FILTER,
-    PROVIDER,
-    _check_sender,
-    _install_log_filter,
-    _require_text,
-)
+from ._wire import _LOG_FILTER, PROVIDER, _install_log_filter
 
 
 class IppanelGateway(SendingMixin, ReportsMixin):

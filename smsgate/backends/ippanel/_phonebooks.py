@@ -1,4 +1,5 @@
-"""Phonebooks and inbox: ``booklist``, ``booksend``, ``inboxlist`` (docs/protocols/ippanel.md)."""
+"""Phonebooks and inbox: ``booklist``, ``booksend``, ``inboxlist`` (docs/protocols/ippanel.md
+"Phonebooks and inbox")."""
 
 from __future__ import annotations
 
@@ -11,16 +12,8 @@ import attrs
 from ..._models import SendReceipt
 from ..._text import check_text
 from .._parse import as_text
-from ._wire import (
-    _as_id,
-    _check_ids,
-    _first,
-    _frozen,
-    _msisdn_or_raw,
-    _SubAPI,
-    _to_json_array,
-    _verbatim,
-)
+from ._parsing import _as_id, _check_ids, _first, _frozen, _msisdn_or_raw, _to_json_array, _verbatim
+from ._wire import _SubAPI
 
 
 @attrs.frozen(kw_only=True)

@@ -15,8 +15,7 @@ from ..._models import DeliveryReport, SendReceipt
 from ...exceptions import UnknownMessageError
 from .._http import HttpAnswer
 from .._parse import as_int, as_text
-from ._wire import (
-    IppanelBase,
+from ._parsing import (
     _as_decimal,
     _first,
     _is_auth_text,
@@ -24,6 +23,7 @@ from ._wire import (
     delivery_state,
     loads_lenient,
 )
+from ._wire import IppanelBase
 
 
 @attrs.frozen(kw_only=True)

@@ -18,14 +18,8 @@ from ...exceptions import (
     InvalidRecipientError,
     TransportError,
 )
-from ._wire import (
-    _LOG_FILTER,
-    IppanelBase,
-    _drop_secret_cause,
-    _format_send_at,
-    _require_text,
-    _to_json_array,
-)
+from ._parsing import _format_send_at, _require_text, _to_json_array
+from ._wire import _LOG_FILTER, IppanelBase, _drop_secret_cause
 
 #: Where :meth:`IppanelGateway.send_pattern` sends (docs/protocols/ippanel.md, "Pattern
 #: endpoints"): ``"patterns/pattern"`` the URL endpoint most clients use (credentials in the
@@ -182,7 +176,8 @@ class SendingMixin(IppanelBase):
             answer = await self._request("POST", "/api/select", json_body=body)
             payload = self._decode(answer, idempotent=False)
         # One rule for every send answer: a bare number is a bulk id only when it is big
-        # enough; a known code or a small number is a refusal (docs "Bare numbers").
+        # enough; a known code or a small number is a refusal (docs/protocols/ippanel.md
+        # "Bare numbers").
         bulk = self._send_answer(payload, answer)
         return self._receipt(bulk, (recipient,), line, payload)
 
@@ -198,5 +193,11 @@ def _check_values(values: object) -> dict[str, str]:
             raise InvalidMessageError(
                 f"the value of pattern variable {key!r} must be a str or a number"
             )
-        out[key.strip()] = str(value)
+        text = str(value)
+        if text.strip():
+            # The one text check (lone surrogates, the size cap); an empty value is the
+            # pattern's business, not ours.
+            check_text(text, what=f"the value of pattern variable {key!r}")
+        check_text(key, what="a pattern variable name")
+        out[key.strip()] = text
     return out

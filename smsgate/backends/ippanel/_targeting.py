@@ -17,16 +17,8 @@ from ..._text import check_text
 from ...exceptions import InvalidRecipientError, ProtocolError, ProviderError
 from .._http import HttpAnswer
 from .._parse import DIGITS, as_int
-from ._wire import (
-    ERROR_CODES,
-    _as_id,
-    _check_ids,
-    _first,
-    _frozen,
-    _SubAPI,
-    _to_json_array,
-    _verbatim,
-)
+from ._parsing import _as_id, _check_ids, _first, _frozen, _to_json_array, _verbatim
+from ._wire import ERROR_CODES, _SubAPI
 
 
 @attrs.frozen(kw_only=True)

@@ -5,9 +5,12 @@ One class, :class:`NeginGateway`, speaks the REST API of Negin's guide: one reci
 ``wsStates.ashx`` for delivery states. What each field, answer and code rests on (the
 guide, public clients, or inference) is in ``docs/protocols/negin.md``.
 
-The package: ``_codes`` (the inferred status table and the state table), ``_parsing``
-(lines, ids, reports: pure functions), ``_gateway`` (settings, scenarios, requests). The
-one-number-per-request fan-out lives below it, in :mod:`smsgate.backends._fanout`.
+The package, shaped like ``ippanel/``: ``_codes`` (the inferred status table and the state
+table), ``_parsing`` (lines, ids, reports: pure functions), ``_base`` (the settings the
+task modules read, the answer envelope), ``_sending`` (one request per number) and
+``_delivery`` (``wsStates.ashx``), put together by ``_gateway`` (settings and the five
+scenarios). The one-number-per-request fan-out lives below the package, in
+``smsgate.backends._fanout``, for any backend of that kind.
 """
 
 from __future__ import annotations

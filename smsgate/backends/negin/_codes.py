@@ -86,7 +86,7 @@ _OPTIONS: Final[Mapping[int, Mapping[str, Any]]] = MappingProxyType(
 )
 
 #: ``wsStates.ashx`` per-message codes to the common states and their meaning
-#: (docs/protocols/negin.md §6; API.md §2). The guide prints ``18`` for "not received by
+#: (docs/protocols/negin.md §6). The guide prints ``18`` for "not received by
 #: the operator", which Magfa, Kannel and the SOAP clients number ``16``: both are read.
 #: Anything else (e.g. Kannel's 4, "queued on SMSC") is ``UNKNOWN``; the raw value is kept
 #: in every report's ``provider_status``.

@@ -1,4 +1,4 @@
-"""The Negin gateway: settings, the five sending scenarios, the states query.
+"""The Negin gateway: settings and the five sending scenarios, over the task mixins.
 
 Provider quirks handled here (sources and section numbers: ``docs/protocols/negin.md``):
 
@@ -33,36 +33,25 @@ reported as a final ``REJECTED``. An id is *unknown* (``UnknownMessageError``) w
 from __future__ import annotations
 
 import enum
-import logging
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final, Literal, cast, get_args
+from collections.abc import Mapping, Sequence
+from typing import Final, Literal, cast, get_args
 
 import anyio
-import attrs
 import httpx
 
 from ..._constants import DEFAULT_MAX_CONNECTIONS
-from ..._models import DeliveryReport, SendReceipt
-from ..._phone import normalize_recipients, to_national
+from ..._models import SendReceipt
+from ..._phone import normalize_recipients
 from ..._text import check_text
-from ...exceptions import ConfigurationError, SmsGateError, UnknownMessageError
-from .._fanout import fan_out, settle
-from .._http import HttpAnswer, HttpGateway, TransportName
-from .._parse import as_int, as_text
-from ._codes import PROVIDER, error_for
-from ._parsing import (
-    chunks,
-    clean_line,
-    report,
-    require_count,
-    require_text,
-    split_ids,
-)
-from ._parsing import message_ids as _ids
+from ...exceptions import ConfigurationError
+from .._http import TransportName
+from ._base import MAX_IDS_PER_STATES_CALL
+from ._codes import PROVIDER
+from ._delivery import DeliveryMixin
+from ._parsing import clean_line, require_count, require_text
+from ._sending import SendingMixin
 
 __all__ = ["MAX_IDS_PER_STATES_CALL", "UNSET", "NeginGateway", "OptOutFallback"]
-
-logger = logging.getLogger("smsgate.negin")
 
 #: What the provider does when the recipient is on the operators' opt-out list:
 #: ``"line2"`` sends from the second line (the guide's scenario 3), ``"chelcheleh"`` sends
@@ -71,10 +60,6 @@ logger = logging.getLogger("smsgate.negin")
 #: send fails with :class:`~smsgate.RecipientOptedOutError`.
 OptOutFallback = Literal["line2", "chelcheleh", "service_line"]
 _FALLBACKS: Final = frozenset(get_args(OptOutFallback))
-
-#: Ids per ``wsStates.ashx`` call; the real limit is unknown, Magfa's arrays take 90-100
-#: (docs/protocols/negin.md §5).
-MAX_IDS_PER_STATES_CALL: Final = 100
 
 _DEFAULT_BASE_URL: Final = "https://sms.3300.ir"
 _PROVIDER: Final = PROVIDER
@@ -92,14 +77,7 @@ class _Unset(enum.Enum):
 UNSET: Final = _Unset.UNSET
 
 
-@attrs.frozen
-class _Sent:
-    message_id: str
-    line: str | None
-    raw: Any
-
-
-class NeginGateway(HttpGateway):
+class NeginGateway(SendingMixin, DeliveryMixin):
     """The Negin SMS panel (sms.3300.ir) over its REST API.
 
     The five sending scenarios of Negin's guide::
@@ -129,7 +107,7 @@ class NeginGateway(HttpGateway):
             :meth:`send_service`.
         base_url: The panel's origin.
         path_prefix: Where the ``.ashx`` handlers live: ``"/api"``, or ``"/services"`` on
-            old panels (protocols/negin.md §1).
+            old panels (docs/protocols/negin.md §2).
         http_client: An ``httpx.AsyncClient`` to borrow instead of our own.
         timeout: Per-request timeouts (seconds or ``httpx.Timeout``).
         max_concurrency: Requests this gateway keeps in flight at once, across all calls
@@ -137,7 +115,7 @@ class NeginGateway(HttpGateway):
             keep it at or below that client's connection limit.
         max_connections: Connections our own client keeps; defaults to ``max_concurrency``.
         extra_params: More form fields for every send (e.g. ``{"life_time": "60"}``,
-            §6 q12); they may not replace the gateway's own fields.
+            docs/protocols/negin.md §3.1); they may not replace the gateway's own fields.
         allow_insecure_http: Permit a plain ``http://`` base URL off loopback.
         transport: ``"auto"`` (default: aiohttp under asyncio, httpx under trio or with
             ``http_client``), ``"httpx"`` (an httpx client of our own, which ``respx.mock``
@@ -251,7 +229,8 @@ class NeginGateway(HttpGateway):
                 f"not {fallback!r}"
             )
         if line is None:
-            # Every fallback scenario starts on the customer's own line (S0 scenarios 3-5).
+            # Every fallback scenario starts on the customer's own line (the guide's scenarios 3-5,
+            # docs/protocols/negin.md §3.2).
             raise ConfigurationError(
                 f"opt_out_fallback={fallback!r} needs a line to fall back from"
             )
@@ -262,7 +241,7 @@ class NeginGateway(HttpGateway):
     def _send_fields(
         self, sender: str | None, fallback: OptOutFallback | _Unset | None
     ) -> dict[str, str]:
-        """The form fields that choose the scenario (§2.2, §6 q10), checked before I/O."""
+        """The form fields that choose the scenario (§3.2), checked before I/O."""
         line = self._line if sender is None else clean_line(sender, "sender")
         if line is None:
             raise ConfigurationError(
@@ -333,7 +312,7 @@ class NeginGateway(HttpGateway):
 
         A service line reaches numbers on the opt-out list. Its texts are pre-approved:
         the provider probably wraps ``text`` (often just an OTP code) in the template
-        ``template`` (protocols/negin.md §2.3). ``text`` is sent exactly as given.
+        ``template`` (docs/protocols/negin.md §3.2). ``text`` is sent exactly as given.
 
         Args:
             to: One number or several.
@@ -352,208 +331,3 @@ class NeginGateway(HttpGateway):
         require_count(chosen, "template", minimum=0)
         fields = {"type": "2", "template": str(chosen)}
         return await self._fan_out(recipients, text, fields, None)
-
-    async def _fan_out(
-        self,
-        recipients: tuple[str, ...],
-        text: str,
-        fields: Mapping[str, str],
-        default_line: str | None,
-    ) -> SendReceipt:
-        self._ensure_client()  # a closed gateway raises RuntimeError here, not in a task
-
-        async def one(recipient: str) -> _Sent:
-            return await self._send_one(recipient, text, fields, default_line)
-
-        result = await fan_out(
-            recipients,
-            one,
-            workers=self._max_concurrency,
-            describe=lambda sent: sent.message_id,
-            logger=logger,
-            provider="Negin",
-        )
-        return settle(result, self._receipt)
-
-    @staticmethod
-    def _receipt(sent: Mapping[str, _Sent]) -> SendReceipt:
-        done = list(sent)
-        lines = {sent[r].line for r in done}
-        return SendReceipt(
-            message_id=",".join(sent[r].message_id for r in done),
-            message_ids={r: sent[r].message_id for r in done},
-            provider=_PROVIDER,
-            recipients=done,
-            sender=lines.pop() if len(lines) == 1 else None,
-            raw=sent[done[0]].raw if len(done) == 1 else {r: sent[r].raw for r in done},
-        )
-
-    async def _send_one(
-        self, recipient: str, text: str, fields: Mapping[str, str], default_line: str | None
-    ) -> _Sent:
-        form = {
-            **self._extra,
-            "username": self._username,
-            "password": self._password,
-            # The form the server echoes and accepts (§6 q8).
-            "mobile": to_national(recipient),
-            "message": text,
-            **fields,
-        }
-        async with self._slots:
-            answer = await self._request(
-                "POST", self._send_path, data=form, operation="send", recipients=1
-            )
-        status, body = self._envelope(answer, idempotent=False)
-        if status >= 0:
-            raise self._error(status, body.get("msg"), sending=True)
-        data = body.get("data")
-        message_id = as_text(data.get("message_id")) if isinstance(data, dict) else None
-        if message_id is None:
-            # The provider says it worked but gives nothing to track: the SMS may be out.
-            raise self._protocol_error(
-                "Negin reported success without a message_id", answer, idempotent=False
-            )
-        if status != -1:
-            # Only -1 is documented; other negative values are accepted as success the way
-            # the sister SOAP API and three clients do (§2.4, §6 q1).
-            logger.warning("Negin answered an undocumented success status %d", status)
-        line = as_text(data.get("line")) if isinstance(data, dict) else None
-        return _Sent(message_id=message_id, line=line or default_line, raw=body)
-
-    # -- answers -----------------------------------------------------------------------
-
-    def _envelope(self, answer: HttpAnswer, *, idempotent: bool) -> tuple[int, dict[str, Any]]:
-        """The ``{"data", "status", "msg"}`` object and its ``status`` as an int (§6 q3)."""
-        body = self._json(answer, idempotent=idempotent)
-        status = as_int(body.get("status")) if isinstance(body, dict) else None
-        if status is None:
-            raise self._protocol_error(
-                "Negin answered JSON without a numeric status", answer, idempotent=idempotent
-            )
-        return status, body
-
-    def _error(self, status: int, msg: object, *, sending: bool = False) -> SmsGateError:
-        detail = self._scrub(msg.strip()) if isinstance(msg, str) and msg.strip() else None
-        return error_for(status, detail, sending=sending)
-
-    # -- delivery ----------------------------------------------------------------------
-
-    async def delivery(self, ref: SendReceipt | str, /) -> list[DeliveryReport]:
-        """The delivery state of every recipient of a send.
-
-        Args:
-            ref: A receipt from :meth:`send` (every report then names its recipient) or a
-                bare id, or several ids comma-joined as in ``receipt.message_id``
-                (``recipient`` is then ``None``: Negin does not return numbers).
-
-        Returns:
-            One report per recipient (or per id), in order.
-
-        Raises:
-            UnknownMessageError: An id Negin does not know (see the module docstring).
-            SmsGateError: Other provider and transport errors.
-        """
-        if isinstance(ref, SendReceipt):
-            if ref.provider != _PROVIDER:
-                raise UnknownMessageError(
-                    f"this receipt is from {ref.provider!r}, not Negin", provider=_PROVIDER
-                )
-            pairs = self._receipt_pairs(ref)
-        else:
-            pairs = [(i, None) for i in _ids(ref)]
-        if not pairs:
-            raise UnknownMessageError("no message id given", provider=_PROVIDER)
-        states = await self.states([i for i, _ in pairs])
-        return [
-            attrs.evolve(states[i], recipient=recipient) if recipient else states[i]
-            for i, recipient in pairs
-        ]
-
-    @staticmethod
-    def _receipt_pairs(receipt: SendReceipt) -> list[tuple[str, str | None]]:
-        if receipt.message_ids and all(r in receipt.message_ids for r in receipt.recipients):
-            return [(_ids(receipt.message_ids[r])[0], r) for r in receipt.recipients]
-        # A receipt built by hand: its comma-joined handle, by position when it fits.
-        ids = _ids(receipt.message_id)
-        if len(ids) == len(receipt.recipients):
-            return list(zip(ids, receipt.recipients, strict=True))
-        return [(i, None) for i in ids]
-
-    async def states(
-        self, message_ids: str | int | Iterable[str | int]
-    ) -> dict[str, DeliveryReport]:
-        """The delivery states of many messages by id (``wsStates.ashx``).
-
-        Ids go out comma-joined, at most :data:`MAX_IDS_PER_STATES_CALL` per request;
-        more are split into requests that run concurrently.
-
-        Args:
-            message_ids: Ids as a list, or one comma-joined string.
-
-        Returns:
-            Each id (as a str, in the order asked) to its report (``recipient`` is ``None``).
-
-        Raises:
-            UnknownMessageError: An id Negin does not know (see the module docstring).
-            SmsGateError: Other provider and transport errors.
-        """
-        ids = _ids(message_ids)
-        self._ensure_client()  # a closed gateway raises RuntimeError here, not in a task
-        if len(ids) <= MAX_IDS_PER_STATES_CALL:
-            found = await self._states_chunk(ids) if ids else {}
-            return {i: found[i] for i in ids}
-        results: dict[str, DeliveryReport] = {}
-        errors: list[tuple[int, SmsGateError]] = []
-
-        async def one_chunk(index: int, chunk: Sequence[str]) -> None:
-            try:
-                results.update(await self._states_chunk(chunk))
-            except SmsGateError as exc:
-                errors.append((index, exc))
-                # The whole call fails anyway; queries have no side effect to protect.
-                tg.cancel_scope.cancel()
-
-        async with anyio.create_task_group() as tg:
-            for index, chunk in enumerate(chunks(ids, MAX_IDS_PER_STATES_CALL)):
-                tg.start_soon(one_chunk, index, chunk)
-        if errors:
-            raise min(errors, key=lambda pair: pair[0])[1]
-        return {i: results[i] for i in ids}
-
-    async def _states_chunk(self, ids: Sequence[str]) -> dict[str, DeliveryReport]:
-        form = {
-            "username": self._username,
-            "password": self._password,
-            "message_ids": ",".join(ids),
-        }
-        async with self._slots:
-            answer = await self._request(
-                "POST", self._states_path, data=form, idempotent=True, operation="states"
-            )
-        status, body = self._envelope(answer, idempotent=True)
-        if status >= 0:
-            raise self._error(status, body.get("msg"))
-        data = body.get("data")
-        if not isinstance(data, dict):
-            raise self._protocol_error(
-                "Negin answered states without data", answer, idempotent=True
-            )
-        got_ids = split_ids(data.get("msgIds", data.get("msgids")))
-        got_states = split_ids(data.get("states"))
-        if len(got_ids) != len(got_states):
-            # Position is the only link between an id and its state (§3.2).
-            raise self._protocol_error(
-                "Negin answered a different number of ids and states", answer, idempotent=True
-            )
-        wanted = set(ids)
-        reports = {
-            i: report(i, s, None) for i, s in zip(got_ids, got_states, strict=True) if i in wanted
-        }
-        missing = [i for i in ids if i not in reports]
-        if missing:
-            shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
-            raise UnknownMessageError(
-                f"Negin does not know the message id(s) {shown}", provider=_PROVIDER
-            )
-        return reports

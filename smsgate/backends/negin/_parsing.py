@@ -64,7 +64,7 @@ def normalize_line(value: str) -> str:
 
     The gateway sends lines exactly as given; call this yourself if your panel shows
     the line without the country code (``30003300`` -> ``9830003300``). The prefix rule
-    is :func:`smsgate._phone.canonical_line`'s, the one the dispatcher and the journal
+    is ``smsgate._phone.canonical_line``'s, the one the dispatcher and the journal
     key lines by, so a line written any way normalises to the one form.
 
     Args:

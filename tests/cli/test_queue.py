@@ -1,0 +1,137 @@
+"""``smsgate worker``, ``smsgate bulk FILE --queue URL`` and ``smsgate job status|cancel``:
+the real command as a worker process, RabbitMQ, Redis, the fake provider on loopback."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from smsgate.testing import FakeProvider, LoopbackServer
+from tests._services import redis_url, require
+
+from ._helpers import assert_no_secret, env_for, invoke, write_csv
+from ._process import smsgate_process
+
+AMQP = "amqp://guest:guest@127.0.0.1:5672/"
+
+pytestmark = [pytest.mark.loopback]
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Addresses and a queue name of this test's own; its Redis keys and RabbitMQ queue
+    are deleted afterwards."""
+    name = f"cli{uuid.uuid4().hex[:10]}"
+    values = {
+        "amqp": require("RabbitMQ", AMQP),
+        "redis": redis_url(),
+        "journal": str(tmp_path / "journal.sqlite"),
+        "name": name,
+    }
+    yield values
+    import redis
+
+    client = redis.Redis.from_url(values["redis"])
+    try:
+        keys = list(client.scan_iter(match=f"*{name}*"))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+    async def drop() -> None:
+        import aio_pika
+
+        connection = await aio_pika.connect(AMQP)
+        async with connection:
+            channel = await connection.channel()
+            await channel.queue_delete(f"smsgate.{name}")
+
+    anyio.run(drop)
+
+
+def _status(setup: dict[str, str], job_id: str) -> dict[str, object]:
+    result = invoke(
+        ["job", "status", job_id, "--redis", setup["redis"], "--name", setup["name"], "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert isinstance(data, dict)
+    return data
+
+
+def test_bulk_to_a_worker_and_status(
+    served: tuple[FakeProvider, LoopbackServer], setup: dict[str, str], tmp_path: Path
+) -> None:
+    fake, server = served
+    numbers = [f"0912{i:07d}" for i in range(60)]
+    csv = write_csv(tmp_path / "rows.csv", [f"{n},hello {i % 2}" for i, n in enumerate(numbers)])
+    common = ["--redis", setup["redis"], "--journal", setup["journal"]]
+    worker = [
+        "worker",
+        "--queue",
+        setup["amqp"],
+        *common,
+        "--rate",
+        "200",
+        "--name",
+        setup["name"],
+    ]
+    with smsgate_process(worker, env=env_for(server)):
+        submitted = invoke(
+            [
+                "bulk",
+                str(csv),
+                "--queue",
+                setup["amqp"],
+                *common,
+                "--queue-name",
+                setup["name"],
+                "--job-id",
+                "cli-job",
+                "--chunk-size",
+                "25",
+                "--no-wait",
+            ],
+            env=env_for(server),
+        )
+        assert submitted.exit_code == 0, submitted.output
+        assert "smsgate job status cli-job" in submitted.stderr
+        deadline = time.monotonic() + 90
+        status = _status(setup, "cli-job")
+        while not status["finished"]:
+            assert time.monotonic() < deadline, status
+            time.sleep(0.2)
+            status = _status(setup, "cli-job")
+    assert status["total"] == status["sent"] == status["done"] == 60
+    assert Counter(e.recipient for e in fake.ledger).most_common(1)[0][1] == 1
+    assert len(fake.ledger) == 60
+    table = invoke(["job", "status", "cli-job", "--redis", setup["redis"], "--name", setup["name"]])
+    assert table.exit_code == 0 and "60" in table.stdout
+    assert_no_secret(table)
+    # A finished job cannot be cancelled; an unknown one is an error with a message.
+    done = invoke(["job", "cancel", "cli-job", "--redis", setup["redis"], "--name", setup["name"]])
+    assert done.exit_code == 1 and "already finished" in done.stderr
+    missing = invoke(["job", "status", "nope", "--redis", setup["redis"], "--name", setup["name"]])
+    assert missing.exit_code == 1 and "no job 'nope'" in missing.stderr
+
+
+def test_bulk_queue_needs_a_journal_and_an_amqp_url(
+    served: tuple[FakeProvider, LoopbackServer], tmp_path: Path
+) -> None:
+    _, server = served
+    csv = write_csv(tmp_path / "rows.csv", ["09121111111,hi"])
+    no_journal = invoke(["bulk", str(csv), "--queue", AMQP], env=env_for(server))
+    assert no_journal.exit_code == 2 and "--journal" in no_journal.output
+    wrong = invoke(
+        ["bulk", str(csv), "--queue", "redis://127.0.0.1", "--journal", "j.sqlite"],
+        env=env_for(server),
+    )
+    assert wrong.exit_code == 2 and "RabbitMQ URL" in wrong.output

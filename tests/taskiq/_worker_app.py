@@ -1,0 +1,85 @@
+"""The worker module of the end-to-end test and the workers benchmark.
+
+Each worker process runs ``taskiq worker tests.taskiq._worker_app:broker``; the module builds
+the broker and the :class:`~smsgate.taskiq.BulkQueue` from environment variables (set by
+:func:`tests.taskiq._e2e.settings`), the way an application's module would from its config.
+"""
+
+from __future__ import annotations
+
+import os
+
+from taskiq_aio_pika import AioPikaBroker
+from taskiq_aio_pika.queue import Queue
+
+import smsgate
+from smsgate.dispatch import SqliteJournal
+from smsgate.taskiq import BulkQueue
+
+_env = os.environ
+
+
+def make_gateway() -> smsgate.IppanelGateway:
+    """Called once per worker process: the ippanel gateway, pointed at the loopback fake."""
+    return smsgate.IppanelGateway(
+        username="user",
+        password="secret-pass",
+        sender="3000505",
+        base_url=_env["SMSGATE_E2E_FAKE"],
+        allow_insecure_http=True,
+    )
+
+
+def build() -> tuple[AioPikaBroker, BulkQueue]:
+    """The broker (one RabbitMQ queue of this run's own, one task at a time per worker)
+    and the queue, from the environment."""
+    broker = AioPikaBroker(_env["SMSGATE_E2E_AMQP"], qos=1).with_queue(
+        Queue(name=_env["SMSGATE_E2E_QUEUE"])
+    )
+    path = _env["SMSGATE_E2E_JOURNAL"]
+    journal: str | SqliteJournal = path
+    if _env.get("SMSGATE_E2E_SYNC") and not path.startswith("postgres"):
+        journal = SqliteJournal(path, synchronous=_env["SMSGATE_E2E_SYNC"])  # type: ignore[arg-type]
+    queue = BulkQueue(
+        broker,
+        gateway=make_gateway,
+        journal=journal,
+        rate_limit=smsgate.RateLimit(float(_env["SMSGATE_E2E_RATE"])),
+        redis=_env["SMSGATE_E2E_REDIS"],
+        chunk_size=int(_env.get("SMSGATE_E2E_CHUNK", "500")),
+        concurrency=int(_env.get("SMSGATE_E2E_CONCURRENCY", "16")),
+        name=_env["SMSGATE_E2E_NAME"],
+        max_failures=100_000,
+    )
+    return broker, queue
+
+
+if "SMSGATE_E2E_QUEUE" in _env:
+    broker, queue = build()
+
+    if _env.get("SMSGATE_E2E_STAMPS"):
+        # Diagnostics: each limiter grant appends the Redis server's TIME to a list, so the
+        # grants' windows can be compared with the arrivals' windows at the fake.
+        _STAMP = (
+            "local t = redis.call('TIME') "
+            "redis.call('RPUSH', KEYS[1], t[1] .. '.' .. string.format('%06d', tonumber(t[2]))) "
+            "return 1"
+        )
+        _build_state = queue._worker_state
+
+        async def _stamped_state() -> object:
+            state = await _build_state()
+            limiter = state.limiter
+            if not getattr(limiter, "_stamped", False):
+                stamp = state.redis.register_script(_STAMP)
+                acquire = limiter.acquire
+
+                async def stamped(amount: int = 1) -> None:
+                    await acquire(amount)
+                    await stamp(keys=[_env["SMSGATE_E2E_STAMPS"]])
+
+                limiter.acquire = stamped
+                limiter._stamped = True
+            return state
+
+        queue._worker_state = _stamped_state  # type: ignore[method-assign,assignment]

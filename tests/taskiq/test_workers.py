@@ -1,0 +1,175 @@
+"""End to end (issue 15, "Done when"): the fake provider on 127.0.0.1, taskiq workers on
+RabbitMQ, the shared Redis limiter, one journal; one worker SIGKILLed mid-chunk and another
+started. The fake's ledger is the judge: nobody accepted twice, every row accounted for, the
+shared rate held in every 1 s window at the server."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+import smsgate
+from smsgate.testing import FakeProvider, serve_loopback
+from tests._services import postgres_dsn, redis_url, require
+
+from . import _e2e
+
+pytestmark = [pytest.mark.slow, pytest.mark.loopback]
+
+RECIPIENTS = 20_000
+RATE = 100  # requests/s for all workers together
+
+
+@pytest.fixture
+def fake() -> Iterator[tuple[FakeProvider, str]]:
+    provider = FakeProvider()
+    with serve_loopback(provider) as server:
+        yield provider, server.url
+
+
+def _cleanup(env: dict[str, str]) -> None:
+    import redis
+
+    client = redis.Redis.from_url(env["SMSGATE_E2E_REDIS"])
+    try:
+        for pattern in (f"*{env['SMSGATE_E2E_NAME']}*",):
+            keys = list(client.scan_iter(match=pattern))
+            if keys:
+                client.delete(*keys)
+    finally:
+        client.close()
+
+    async def drop_queue() -> None:
+        import aio_pika
+
+        connection = await aio_pika.connect(env["SMSGATE_E2E_AMQP"])
+        async with connection:
+            channel = await connection.channel()
+            await channel.queue_delete(env["SMSGATE_E2E_QUEUE"])
+
+    anyio.run(drop_queue)
+
+
+def _journal(kind: str, tmp_path: Path) -> str:
+    if kind == "sqlite":
+        return str(tmp_path / "journal.sqlite")
+    dsn = postgres_dsn()
+    pytest.importorskip("smsgate.postgres", reason="PostgresJournal not built yet")
+    return dsn
+
+
+async def _submit(env: dict[str, str], rows: list[tuple[str, str]]) -> Any:
+    from taskiq_aio_pika import AioPikaBroker
+    from taskiq_aio_pika.queue import Queue
+
+    from smsgate.taskiq import BulkQueue
+
+    from ._worker_app import make_gateway
+
+    broker = AioPikaBroker(env["SMSGATE_E2E_AMQP"]).with_queue(Queue(name=env["SMSGATE_E2E_QUEUE"]))
+    queue = BulkQueue(
+        broker,
+        gateway=make_gateway,  # called in the workers only
+        journal=env["SMSGATE_E2E_JOURNAL"],
+        rate_limit=smsgate.RateLimit(float(env["SMSGATE_E2E_RATE"])),
+        redis=env["SMSGATE_E2E_REDIS"],
+        chunk_size=int(env["SMSGATE_E2E_CHUNK"]),
+        name=env["SMSGATE_E2E_NAME"],
+    )
+    await broker.startup()
+    try:
+        job = await queue.submit(
+            (smsgate.Message(to=to, text=text) for to, text in rows),
+            job_id=f"e2e-{env['SMSGATE_E2E_NAME']}",  # unique: a PostgreSQL journal is shared
+        )
+    finally:
+        await broker.shutdown()
+    return queue, job
+
+
+@pytest.mark.parametrize("journal_kind", ["sqlite", "postgres"])
+def test_three_workers_one_killed_nobody_twice(
+    fake: tuple[FakeProvider, str], tmp_path: Path, journal_kind: str
+) -> None:
+    provider, url = fake
+    amqp = require("RabbitMQ", _e2e.AMQP_URL)
+    assert amqp
+    env = _e2e.settings(
+        fake_url=url,
+        redis=redis_url(),
+        journal=_journal(journal_kind, tmp_path),
+        rate=RATE,
+        chunk=500,
+    )
+    env["SMSGATE_E2E_STAMPS"] = f"{env['SMSGATE_E2E_NAME']}:grants"
+    rows = _e2e.messages(RECIPIENTS)
+    workers = [_e2e.start_worker(env, tmp_path / f"worker{i}.log") for i in range(3)]
+    grants: list[float] = []
+    try:
+
+        async def run() -> tuple[smsgate.BulkReport, smsgate.Progress]:
+            queue, job = await _submit(env, rows)
+            try:
+                # Kill a worker once the job is well under way (each worker holds a chunk).
+                with anyio.fail_after(120):
+                    while len(provider.ledger) < RECIPIENTS // 4:  # noqa: ASYNC110 - another thread
+                        await anyio.sleep(0.05)
+                _e2e.kill(workers[0])
+                workers.append(_e2e.start_worker(env, tmp_path / "worker3.log"))
+                with anyio.fail_after(240):
+                    report = await job.wait(poll=0.2)
+                raw = await queue._redis().lrange(env["SMSGATE_E2E_STAMPS"], 0, -1)
+                grants.extend(sorted(float(g) for g in raw))
+                return report, await job.progress()
+            finally:
+                await queue.aclose()
+
+        report, progress = anyio.run(run)
+    finally:
+        for proc in workers:
+            _e2e.stop(proc)
+        logs = "\n".join(p.read_text(errors="replace")[-2000:] for p in tmp_path.glob("*.log"))
+        _cleanup(env)
+
+    ledger = list(provider.ledger)
+    accepted = Counter(entry.recipient for entry in ledger)
+    twice = {number: n for number, n in accepted.items() if n > 1}
+    assert twice == {}, f"sent twice: {list(twice.items())[:5]}"
+    # The report adds up to the input.
+    assert report.total == RECIPIENTS, logs
+    assert report.sent + report.failed + report.unknown + report.skipped == RECIPIENTS
+    assert progress.final and progress.done == RECIPIENTS
+    # The killed worker was mid-chunk: its chunk came back, and the rows it had sent were
+    # skipped (or, in flight, reported unknown), not sent again.
+    assert report.skipped + report.unknown > 0
+    # Every recipient: accepted once, or reported unknown/failed; never silently lost.
+    doubtful = {o.recipient or o.message.to for o in report.failures}
+    inputs = {smsgate.normalize_msisdn(to) for to, _ in rows}
+    assert inputs <= set(accepted) | doubtful
+    assert not (set(accepted) - inputs)
+    assert len(ledger) >= report.sent + report.skipped
+    assert len(ledger) <= report.sent + report.skipped + report.unknown
+    # The shared rate, on the Redis server's clock: every grant of the shared limiter is
+    # stamped there (one clock, one thread): no 1 s window holds more than rate + burst.
+    assert len(grants) >= report.requests
+    worst_grants = _e2e.worst_window(grants)
+    assert worst_grants <= RATE + 1, f"worst 1 s window of grants: {worst_grants}"
+    # ...and at the fake provider. Its stamps are taken when its thread (in this process)
+    # handles a request: on this shared 2-core machine a stall of a worker or of this
+    # process between the grant and that moment (a journal write waiting on another
+    # process's lock, a process starting up) bunches a few requests together, measured
+    # up to +16 % in one window here. So this bound allows 25 % for the grant-to-arrival
+    # jitter; the strict bound is the one above.
+    times = _e2e.request_times(ledger)
+    worst = _e2e.worst_window(times)
+    assert worst <= RATE * 1.25, f"worst 1 s window at the fake: {worst} requests"
+    print(
+        f"\ne2e: {RECIPIENTS} recipients, {len(ledger)} accepted, {len(twice)} twice, "
+        f"{report.summary()}; worst 1 s window: grants {worst_grants}, arrivals {worst} "
+        f"(rate {RATE}); per second: {_e2e.per_second(times)}"
+    )
