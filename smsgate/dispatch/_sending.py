@@ -180,6 +180,10 @@ class Sender(JobState):
             if isinstance(error, RateLimitedError):
                 self.limiter.penalize(error.retry_after)
             if not self.retry.should_retry(error, attempt):
+                if self._last_stop(items, index, error):
+                    # Decided before the probe lock is released: the next request waiting
+                    # for it sees the stop and is not sent.
+                    self._account_check(error, route)
                 return items, error
             self.meter.retries += 1
             if not isinstance(error, RateLimitedError):  # the limiter does that wait
@@ -252,7 +256,16 @@ class Sender(JobState):
             await self.deliver(items, index + 1)
         else:
             await self.finish(items, "failed", error, route)
-            self._account_check(error, route)
+
+    def _last_stop(self, items: list[Item], index: int, error: SmsGateError) -> bool:
+        """Whether :meth:`settle` will fail these rows for good on this route (no split,
+        no fallback): only then can the error say something about the whole account."""
+        if error.maybe_sent or (len(items) > 1 and isinstance(error, _SPLIT_ON)):
+            return False
+        return not (
+            index + 1 < len(self.policy.routes)
+            and (isinstance(error, CircuitOpenError) or self.policy.should_fall_back(error))
+        )
 
     def _account_check(self, error: SmsGateError, route: Route) -> None:
         """Stop the job on an error no other row can escape."""
