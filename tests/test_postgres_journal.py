@@ -22,6 +22,7 @@ import pytest_asyncio
 import smsgate
 from smsgate.dispatch import Journal, JournalEntry
 from smsgate.postgres import SCHEMA_VERSION, PostgresJournal, redact_dsn
+from smsgate.testing import FakeGateway
 
 from ._journal_contract import (
     check_claim_aliases,
@@ -140,6 +141,21 @@ async def test_own_pool_commits_durably(journal: PostgresJournal) -> None:
     assert await journal._run("fetchval", "SELECT current_setting('synchronous_commit')") == "on"
 
 
+@pytest.mark.asyncio
+async def test_a_dispatcher_resumes_from_postgres(journal: PostgresJournal) -> None:
+    """BulkDispatcher on PostgresJournal: a rerun skips what was sent, resends only refusals."""
+    gw = FakeGateway()
+    gw.script("09120000002", smsgate.RecipientOptedOutError(provider="fake"))
+    messages = [smsgate.Message(to=f"0912{i:07d}", text="hello") for i in range(5)]
+    first = await smsgate.BulkDispatcher(gw, journal=journal).run(messages, job_id="c")
+    assert (first.sent, first.failed) == (4, 1)
+    again = await smsgate.BulkDispatcher(gw, journal=journal).run(messages, job_id="c")
+    assert (again.skipped, again.sent) == (4, 1)  # the refusal was sent again, now accepted
+    assert sorted(gw.accepted_recipients()) == [f"+98912{i:07d}" for i in range(5)]  # once each
+    summary = (await journal.summary("c"))["c"]
+    assert (summary.total, summary.sent, summary.failed) == (5, 5, 0)
+
+
 # -- claims under concurrency --------------------------------------------------------------
 
 
@@ -250,6 +266,40 @@ def test_processes_claiming_one_job_win_disjoint_sets(schema: str) -> None:
         assert union.isdisjoint(won)
         union |= won
     assert union == {f"k{n:05d}" for n in range(300)}
+
+
+_KILLED = textwrap.dedent(
+    """
+    import asyncio, os, signal, sys
+    from smsgate.dispatch import JournalEntry
+    from smsgate.postgres import PostgresJournal
+
+    async def main() -> None:
+        journal = PostgresJournal(sys.argv[1], schema=sys.argv[2])
+        rows = [
+            JournalEntry(key=f"k{n}", recipient="+989120000001", status="pending")
+            for n in range(300)
+        ]
+        won = await journal.claim("job", rows)
+        assert len(won) == 300
+        # claim() returned: the rows must survive the process dying without warning.
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.mark.asyncio
+async def test_claimed_rows_survive_sigkill(schema: str) -> None:
+    """Rows whose claim() returned are committed even if the process is SIGKILLed next."""
+    dsn = postgres_dsn()
+    child = await anyio.run_process([sys.executable, "-c", _KILLED, dsn, schema], check=False)
+    assert child.returncode == -9, child.stderr.decode()
+    async with PostgresJournal(dsn, schema=schema) as journal:
+        rows = await journal.entries("job")
+        assert len(rows) == 300 and {r.status for r in rows} == {"pending"}
+        assert await journal.claim("job", [entry(1), *rows[:5]]) == {entry(1).key}
 
 
 # -- the schema: created, versioned, and refused when not ours --------------------------------
@@ -371,6 +421,21 @@ def test_redact_dsn() -> None:
     assert "sslmode=require" in redact_dsn(f"postgresql://db/sms?password={SECRET}&sslmode=require")
     assert SECRET not in redact_dsn(f"host=db user=app password={SECRET} dbname=sms")
     assert SECRET not in redact_dsn(f"host=db password='{SECRET} x' dbname=sms")
+    assert redact_dsn(f"postgresql://u:{SECRET}@[::1/db") == "postgresql://***"
+
+
+@pytest.mark.asyncio
+async def test_unreadable_dsn_is_a_configuration_error_without_the_password() -> None:
+    """A DSN asyncpg cannot parse: ConfigurationError, no password, no chained parser text."""
+    for dsn in (
+        f"postgresql://u:{SECRET}@127.0.0.1:notaport/db",
+        f"postgresql://u:{SECRET}@[::1/db",
+    ):
+        journal = PostgresJournal(dsn)
+        with pytest.raises(smsgate.ConfigurationError, match="cannot be read") as caught:
+            await journal.open("job")
+        assert SECRET not in str(caught.value) and caught.value.__cause__ is None
+        await journal.aclose()
 
 
 @pytest.mark.asyncio

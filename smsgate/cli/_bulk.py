@@ -15,7 +15,7 @@ import shlex
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import anyio
 import attrs
@@ -37,6 +37,7 @@ from ._context import (
 from ._files import read_rows, same_line
 from ._interrupt import GRACE_SECONDS, run_draining
 from ._journal import is_dsn, open_journal
+from ._recent import RecentCounter
 from ._render import (
     announce,
     estimate_json,
@@ -48,7 +49,7 @@ from ._render import (
 )
 
 if TYPE_CHECKING:
-    from ..dispatch import BulkReport, Estimate, Journal
+    from ..dispatch import BulkReport, Estimate, SendWindow
 
 __all__ = ["DEFAULT_RECENT_WINDOW", "bulk", "parse_duration"]
 
@@ -86,9 +87,9 @@ def _decimal(value: str) -> Decimal:
 @attrs.frozen
 class _Ran:
     estimate: Estimate
-    report: BulkReport | None = None
+    report: BulkReport | None = None  # None: cut short (second Ctrl+C, drain time over)
     interrupts: int = 0
-    cut_short: bool = False
+    recent: int = 0  # rows skipped by --recent-window
 
 
 @cli.command()
@@ -124,6 +125,13 @@ class _Ran:
     "--allow-repeat",
     is_flag=True,
     help="Send even to recipients who got the same text in another job recently.",
+)
+@click.option(
+    "--send-window",
+    default="auto",
+    show_default=True,
+    help="Hours requests may start, e.g. 08:00-23:00 (Tehran time); 'auto' applies the "
+    "advertising hours on ippanel lines, 'off' none. Outside it the job waits.",
 )
 @click.option("--dry-run", is_flag=True, help="Only count requests, SMS parts and cost.")
 @click.option(
@@ -167,6 +175,7 @@ def bulk(
     job_id: str | None,
     recent_window: float,
     allow_repeat: bool,
+    send_window: str,
     dry_run: bool,
     price_per_part: str | None,
     failures: Path | None,
@@ -201,7 +210,8 @@ def bulk(
     # the same job, and the journal's per-recipient key (number, text, line) tells an
     # unchanged row (skipped) from a new or edited one (sent).
     job = job_id or file.name
-    window = None if allow_repeat or recent_window <= 0 else recent_window  # noqa: F841
+    window = None if allow_repeat or recent_window <= 0 else recent_window
+    hours = _send_window(send_window)
     resume = _resume_command(ctx, job)
 
     def rows() -> Iterator[Message]:
@@ -226,25 +236,21 @@ def bulk(
         )
         return
 
-    def admitted(stop: anyio.Event) -> Iterator[Message]:
-        # Rows stop being read once Ctrl+C is pressed: rows never read have no journal
-        # row, so the rerun sends them.
-        for message in rows():
-            if stop.is_set():
-                return
-            yield message
-
     async def main() -> _Ran:
         async with contextlib.AsyncExitStack() as stack:
             gateway = account.gateway()
             await stack.enter_async_context(gateway)
-            # A DSN is opened here (the dispatcher takes a path or a journal object).
-            journal_arg: str | Journal | None = journal
-            if journal is not None and is_dsn(journal):
-                journal_arg = await stack.enter_async_context(open_journal(journal))
+            # The journal (a file or a DSN) is opened here, and wrapped to count the rows
+            # --recent-window skips.
+            counter: RecentCounter | None = None
+            if journal is not None:
+                opened = await stack.enter_async_context(open_journal(journal))
+                counter = RecentCounter(opened)
             # The whole file is read (and the credit asked) before the first send: a bad
             # file, a wrong password or a short credit stop here, with nothing sent.
-            estimator = BulkDispatcher(gateway, max_batch=max_batch, journal=journal_arg)
+            estimator = BulkDispatcher(
+                gateway, max_batch=max_batch, journal=counter, send_window=None
+            )
             estimate = await estimator.estimate(rows(), price_per_part=price, job_id=job)
             if dry_run:
                 return _Ran(estimate)
@@ -256,9 +262,11 @@ def bulk(
                     rate_limit=RateLimit(rate) if rate else None,
                     concurrency=concurrency,
                     max_batch=max_batch,
-                    journal=journal_arg,
+                    journal=counter,
                     on_progress=on_progress,
-                    # TODO(dispatch): recent_window=window,
+                    recent_window=window,
+                    send_window=hours,
+                    drain_timeout=GRACE_SECONDS,
                 )
 
                 def stopping() -> None:
@@ -268,14 +276,14 @@ def bulk(
                     )
 
                 drained = await run_draining(
-                    lambda stop: dispatcher.run(admitted(stop), job_id=job, total=estimate.rows),
+                    lambda stop: dispatcher.run(rows(), job_id=job, total=estimate.rows, stop=stop),
                     on_stop=stopping,
                 )
             return _Ran(
                 estimate,
                 drained.result,
                 interrupts=drained.interrupts,
-                cut_short=drained.result is None,
+                recent=counter.recent if counter is not None else 0,
             )
 
     ran = anyio.run(main)
@@ -304,7 +312,7 @@ def bulk(
                 ran.estimate,
                 interrupted=bool(ran.interrupts),
                 resume=resume,
-                stopped=_stopped_by(report),
+                sent_recently=ran.recent,
             )
         )
     else:
@@ -315,7 +323,13 @@ def bulk(
     if ran.interrupts:
         _print_stopped(current.err, report, "stopped by Ctrl+C", resume, journal, ran.estimate.rows)
         raise SystemExit(EXIT_INTERRUPTED)
-    stopped = _stopped_by(report)
+    if ran.recent:
+        current.err.print(
+            f"[yellow]{ran.recent:,} recipient(s) skipped[/]: they were sent the same text from "
+            "the same line by another job of this journal in the last "
+            f"{_describe_seconds(window or 0)} (--allow-repeat sends them anyway)"
+        )
+    stopped = report.stopped
     if stopped:
         _print_stopped(
             current.err, report, f"the job stopped: {stopped}", resume, journal, ran.estimate.rows
@@ -328,8 +342,31 @@ def bulk(
         raise SystemExit(EXIT_PARTIAL)
 
 
-def _stopped_by(report: BulkReport) -> str | None:
-    return None  # TODO(dispatch): report.stopped
+def _send_window(value: str) -> SendWindow | Literal["auto"] | None:
+    """``auto``, ``off`` or ``HH:MM-HH:MM`` (Asia/Tehran) as the dispatcher's setting."""
+    from ..dispatch import SendWindow
+
+    spelled = value.strip().lower()
+    if spelled == "auto":
+        return "auto"
+    if spelled in ("off", "none", "0"):
+        return None
+    start, dash, end = spelled.partition("-")
+    if not dash:
+        raise click.BadParameter(
+            f"{value!r}: use auto, off, or HH:MM-HH:MM", param_hint="--send-window"
+        )
+    try:
+        return SendWindow(start.strip(), end.strip(), tz="Asia/Tehran")
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r}: {exc}", param_hint="--send-window") from None
+
+
+def _describe_seconds(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size * (2 if unit == "d" else 1) and seconds % size == 0:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
 
 
 def _print_stopped(

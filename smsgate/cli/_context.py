@@ -76,9 +76,11 @@ class UnsupportedError(Exception):
 def command_name() -> str:
     """How the user runs this command: ``uv run smsgate`` under ``uv run``, else ``smsgate``.
 
-    uv sets ``UV`` (its own path) in the environment of what it runs.
+    uv sets ``UV`` (its own path) in the environment of what it runs, and ``uv run`` also
+    ``UV_RUN_RECURSION_DEPTH`` (``uvx`` does not: its tool environment is not the project's).
     """
-    return "uv run smsgate" if os.environ.get("UV") else "smsgate"
+    under_uv_run = os.environ.get("UV") and os.environ.get("UV_RUN_RECURSION_DEPTH")
+    return "uv run smsgate" if under_uv_run else "smsgate"
 
 
 def cli_words(message: str) -> str:

@@ -45,6 +45,13 @@ def _rial(value: str) -> Decimal:
 )
 @click.option("--credit", type=str, help="The account's starting credit in Rial.")
 @click.option(
+    "--profile",
+    default="lenient",
+    show_default=True,
+    help="Behave exactly as one provider document describes: lenient, ippanel-pdf, kapanel "
+    "or negin-guide (docs/protocols/).",
+)
+@click.option(
     "--log-requests",
     is_flag=True,
     help="Print one line per request: method, path, operation, recipients, status "
@@ -57,6 +64,7 @@ def fake_server(
     opt_out: tuple[str, ...],
     duration: float | None,
     credit: str | None,
+    profile: str,
     log_requests: bool,
 ) -> None:
     """Serve the fake provider (ippanel and Negin protocols) on 127.0.0.1.
@@ -68,7 +76,10 @@ def fake_server(
     from ._requestlog import ASGIApp, RequestLog
 
     current = state()
-    fake = FakeProvider(opted_out=opt_out, faults=Faults(latency=latency))
+    try:
+        fake = FakeProvider(opted_out=opt_out, faults=Faults(latency=latency), profile=profile)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--profile") from None
     if credit is not None:
         fake.core.credit = _rial(credit)
     username, password = fake.core.username, fake.core.password
@@ -185,6 +196,7 @@ def demo(
                         rate_limit=RateLimit(rate) if rate else None,
                         concurrency=concurrency,
                         on_progress=on_progress,
+                        send_window=None,  # a fake provider: no advertising hours
                     )
                     return await dispatcher.run(rows(), job_id="demo", total=count + 4)
 

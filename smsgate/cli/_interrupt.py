@@ -21,8 +21,10 @@ __all__ = ["GRACE_SECONDS", "Drained", "run_draining"]
 
 T = TypeVar("T")
 
-#: How long the first Ctrl+C waits for the requests in flight.
+#: How long the first Ctrl+C waits for the requests in flight (the dispatcher's
+#: ``drain_timeout``; this module cancels only if the job has not ended a little later).
 GRACE_SECONDS = 10.0
+_MARGIN = 5.0
 
 
 @attrs.frozen
@@ -58,7 +60,7 @@ async def run_draining(
                 interrupts += 1
                 if interrupts == 1:
                     stop.set()
-                    scope.deadline = anyio.current_time() + grace
+                    scope.deadline = anyio.current_time() + grace + _MARGIN
                     if on_stop is not None:
                         on_stop()
                 else:

@@ -215,7 +215,7 @@ def report_json(
     *,
     interrupted: bool,
     resume: str,
-    stopped: str | None = None,
+    sent_recently: int = 0,
 ) -> dict[str, object]:
     """A finished (or stopped) job as a JSON object (documented in docs/cli.md)."""
     return {
@@ -231,9 +231,10 @@ def report_json(
         "retries": report.retries,
         "elapsed": round(report.elapsed, 3),
         "errors": dict(report.errors),
-        "stopped": stopped,
+        "sent_recently": sent_recently,
+        "stopped": report.stopped,
         "interrupted": interrupted,
-        "resume": resume if (interrupted or stopped) else None,
+        "resume": resume if (interrupted or report.stopped) else None,
         "estimate": estimate_json(estimate, report.job_id),
         "failures": [
             {

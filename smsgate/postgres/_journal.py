@@ -403,6 +403,12 @@ class PostgresJournal:
                 )
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
                 raise self._error(exc, "could not be reached") from exc
+            except ValueError:
+                # A DSN asyncpg cannot parse; its text may hold pieces of the password.
+                raise ConfigurationError(
+                    f"the PostgreSQL DSN {self._where} cannot be read: "
+                    "expected postgresql://user:password@host:port/database"
+                ) from None
         try:
             async with self._pool.acquire(timeout=self._timeout) as conn:
                 if not self._owns_pool:

@@ -70,7 +70,11 @@ def redact_dsn(dsn: str) -> str:
     A DSN that is not a URL (``"host=db user=app password=..."``) loses every
     ``password=`` value as well.
     """
-    parts = urllib.parse.urlsplit(dsn)
+    try:
+        parts = urllib.parse.urlsplit(dsn)
+    except ValueError:  # not even a URL: keep the scheme, hide everything after it
+        scheme, sep, _ = dsn.partition("://")
+        return f"{scheme}://***" if sep else "***"
     if not parts.scheme or not parts.netloc:
         return re.sub(r"(?i)(password\s*=\s*)('[^']*'|\S+)", r"\1***", dsn)
     netloc = parts.netloc

@@ -1043,3 +1043,32 @@ async def test_doubtful_codes_on_a_query_are_not_maybe_sent(status: int) -> None
         with pytest.raises(smsgate.ProviderError) as info:
             await gw.states(["6062"])
     assert not info.value.maybe_sent
+
+
+# -- in doubt, end to end: the dispatcher neither retries nor reroutes it ------------------------
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("status", "expected"), [(15, "unknown"), (23, "unknown"), (5, "unknown")])
+async def test_doubtful_status_is_never_retried_or_rerouted(status: int, expected: str) -> None:
+    """Through FallbackPolicy and BulkDispatcher: a status in doubt stays 'unknown' on its
+    route (no retry, no second route) even where ProviderUnavailableError may fall back;
+    an opted-out number (27, a definite refusal) moves to the next route."""
+    doubtful, opted, plain = "989121111111", "989122222222", "989123333333"
+    first = negin_router(send=by_mobile({doubtful: status, opted: 27}))
+    second = negin_router()
+    async with connected(first) as gw1, connected(second) as gw2:
+        policy = smsgate.FallbackPolicy(
+            [smsgate.Route(gw1, name="first"), smsgate.Route(gw2, name="second")],
+            on=(smsgate.ProviderUnavailableError, smsgate.RecipientOptedOutError),
+        )
+        report = await smsgate.BulkDispatcher(policy).run(
+            [smsgate.Message(to=n, text="hi") for n in NUMBERS]
+        )
+    outcomes = {o.recipient: (o.status, o.route) for o in report.failures}
+    assert outcomes == {"+" + doubtful: (expected, "first")}
+    assert report.sent == 2
+    sent_first = [form_fields(c.request)["mobile"] for c in first["send"].calls]
+    sent_second = [form_fields(c.request)["mobile"] for c in second["send"].calls]
+    assert sorted(sent_first) == sorted([doubtful, opted, plain])  # each asked once
+    assert sent_second == [opted]  # only the definite refusal moved on

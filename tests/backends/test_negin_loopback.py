@@ -546,3 +546,24 @@ async def test_profile_comes_from_the_core(given: str, guide: bool) -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fake)) as client:
         answer = await client.get("http://fake/api/wsSend.ashx", params={"username": "user"})
     assert answer.status_code == (405 if guide else 200)
+
+
+async def test_bad_rows_cannot_stop_a_job(gateway: Any, fake: FakeProvider) -> None:
+    """A 100-row job with a lone-surrogate text, a None and a repeated number: each bad
+    row fails alone (typed, before any request); the other rows go out once each."""
+    numbers = [f"0912000{i:04d}" for i in range(100)]
+    messages = [smsgate.Message(to=n, text="سلام") for n in numbers]
+    messages[40] = smsgate.Message(to=numbers[40], text="bad \ud800 text")
+    async with gateway(max_concurrency=8) as gw:
+        report = await smsgate.BulkDispatcher(gw).run(messages)
+        with pytest.raises(smsgate.InvalidRecipientError):
+            await gw.send([numbers[0], "+98" + numbers[0][1:]], "hi")  # twice, two spellings
+        with pytest.raises(smsgate.InvalidRecipientError):
+            await gw.send(None, "hi")
+    assert (report.sent, report.failed, report.unknown) == (99, 1, 0)
+    [bad] = report.failures
+    assert isinstance(bad.error, smsgate.InvalidMessageError)
+    assert bad.message is messages[40]
+    ledger = fake.core.recipients()
+    assert len(ledger) == len(set(ledger)) == 99
+    assert smsgate.normalize_msisdn(numbers[40]) not in ledger

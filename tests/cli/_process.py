@@ -20,9 +20,9 @@ def smsgate_process(args: list[str], env: dict[str, str] | None = None) -> Itera
     environ = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith("SMSGATE_") and key not in ("UV", "COLUMNS")
+        if not key.startswith("SMSGATE_") and key not in ("UV", "UV_RUN_RECURSION_DEPTH", "COLUMNS")
     }
-    environ.update({"PYTHONUNBUFFERED": "1", "NO_COLOR": "1"})
+    environ.update({"PYTHONUNBUFFERED": "1", "NO_COLOR": "1", "SMSGATE_SEND_WINDOW": "off"})
     environ.update(env or {})
     process = subprocess.Popen(
         [*ENTRY, *args],

@@ -17,6 +17,8 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in [*ENVIRONMENT, "SMSGATE_CONFIG", "SMSGATE_DEBUG"]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    # The fake is no advertising line: jobs run at any hour (not only 08:00-23:00 Tehran).
+    monkeypatch.setenv("SMSGATE_SEND_WINDOW", "off")
 
 
 @pytest.fixture

@@ -232,7 +232,6 @@ def test_bulk_json_report(served: tuple[FakeProvider, LoopbackServer], tmp_path:
     assert len(fake.ledger) == len(NUMBERS)  # the dry run sent nothing
 
 
-@pytest.mark.xfail(reason="needs BulkDispatcher(recent_window=...) (h/dispatch)", strict=True)
 def test_bulk_second_job_skips_recent_recipients_unless_allowed(
     served: tuple[FakeProvider, LoopbackServer], tmp_path: Path
 ) -> None:
@@ -249,7 +248,8 @@ def test_bulk_second_job_skips_recent_recipients_unless_allowed(
     report = json.loads(again.stdout)
     assert report["sent"] == 0
     assert report["sent_recently"] == len(NUMBERS)
-    assert "sent the same text recently" in again.stderr
+    assert "4 recipient(s) skipped" in again.stderr
+    assert "in the last 24h" in again.stderr and "--allow-repeat" in again.stderr
     assert len(fake.ledger) == len(NUMBERS)
     allowed = invoke(
         ["bulk", str(second), "--journal", str(journal), "--allow-repeat"], env_for(server)
@@ -275,3 +275,18 @@ def test_recent_window_rejects_nonsense(
     result = invoke(["bulk", str(csv_file), "--recent-window", "soon"], env_for(server))
     assert result.exit_code == 2
     assert "not a duration" in result.output
+
+
+def test_send_window_option() -> None:
+    """--send-window: auto, off, or HH:MM-HH:MM in Tehran time; anything else is refused."""
+    import click
+
+    from smsgate import SendWindow
+    from smsgate.cli._bulk import _send_window
+
+    assert _send_window("auto") == "auto"
+    assert _send_window("off") is None
+    assert _send_window("09:00-21:30") == SendWindow("09:00", "21:30", tz="Asia/Tehran")
+    for bad in ("evening", "25:00-26:00"):
+        with pytest.raises(click.BadParameter):
+            _send_window(bad)

@@ -77,7 +77,6 @@ def test_wrong_password_stops_at_once(
     assert fake.ledger == []
 
 
-@pytest.mark.xfail(reason="needs the dispatcher's account-wide stop (h/dispatch)", strict=True)
 def test_empty_credit_stops_the_job(
     served: tuple[FakeProvider, LoopbackServer], tmp_path: Path
 ) -> None:

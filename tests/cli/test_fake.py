@@ -57,9 +57,13 @@ def test_fake_server_stops_after_its_duration() -> None:
 
 
 def test_hints_say_uv_run_under_uv(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Under `uv run` (UV set) the hints show `uv run smsgate ...`; otherwise `smsgate ...`."""
+    """Under `uv run` (UV and UV_RUN_RECURSION_DEPTH set) hints show `uv run smsgate ...`;
+    under uvx or none, `smsgate ...`."""
     monkeypatch.setenv("UV", "/usr/bin/uv")
+    monkeypatch.setenv("UV_RUN_RECURSION_DEPTH", "1")
     assert command_name() == "uv run smsgate"
+    monkeypatch.delenv("UV_RUN_RECURSION_DEPTH")  # uvx: a tool environment
+    assert command_name() == "smsgate"
     monkeypatch.delenv("UV")
     assert command_name() == "smsgate"
 
@@ -109,3 +113,21 @@ def test_request_log_line_names_no_value_but_the_operation(
     assert line in described
     assert "secret" not in described
     assert "0912" not in described
+
+
+def test_fake_server_profile_is_checked_and_used() -> None:
+    """--profile takes the fake's profiles (docs/protocols/); anything else is a usage error."""
+    result = invoke(["fake-server", "--profile", "kapanel-ish", "--duration", "0.1"])
+    assert result.exit_code == 2
+    assert "ippanel-pdf" in result.output and "kapanel-ish" in result.output
+    with smsgate_process(["fake-server", "--port", "0", "--profile", "ippanel-pdf"]) as child:
+        child.wait_for(lambda c: "Ctrl+C stops the server" in c.stdout)
+        url = re.search(r"on (http://127\.0\.0\.1:\d+)", child.stdout)
+        assert url is not None, child.stdout
+        # The PDF's panel knows only "joblist": the Kapanel spelling is an unknown op there.
+        login = b"uname=user&pass=secret-pass&op="
+        pdf = _post(f"{url.group(1)}/services.jspd", login + b"joblist")
+        kapanel = _post(f"{url.group(1)}/services.jspd", login + b"Jobslist")
+        child.process.send_signal(signal.SIGINT)
+        assert child.finish() == 0
+    assert pdf != kapanel

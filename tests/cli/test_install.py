@@ -71,3 +71,7 @@ def test_built_wheel_installs_with_extras_into_a_clean_virtualenv(tmp_path: Path
     assert helped.returncode == 0, helped.stderr
     for command in ("bulk", "journal", "reconcile", "fake-server", "demo"):
         assert command in helped.stdout
+    # The demo runs on the extras alone (no dev tools): the fake, the dispatcher, the report.
+    demo = _run([str(venv / "bin" / "smsgate"), "demo", "--count", "20", "--no-progress"], tmp_path)
+    assert demo.returncode == 0, demo.stderr
+    assert "where they went" in demo.stdout

@@ -101,14 +101,18 @@ _CLAIMER = textwrap.dedent(
 )
 
 
-def test_processes_claiming_one_job_win_disjoint_sets(tmp_path: Path) -> None:
-    """4 processes claim overlapping key ranges of one job on one new file, released at once.
+@pytest.mark.parametrize("start", ["new file", "version 1 file"])
+def test_processes_claiming_one_job_win_disjoint_sets(tmp_path: Path, start: str) -> None:
+    """4 processes claim overlapping key ranges of one job on one file, released at once.
 
     The winners are disjoint (nobody sends a recipient another process won) and their union
     is every key (nothing is lost), with SQLite's locking as the only coordination; the
-    file is even created by whichever process gets there first.
+    file is even created (or migrated from version 1) by whichever process gets there
+    first.
     """
     path = tmp_path / "shared.sqlite"
+    if start == "version 1 file":
+        make_v1(path)
     procs = 4
     children = [
         subprocess.Popen(
@@ -146,7 +150,7 @@ def test_processes_claiming_one_job_win_disjoint_sets(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     try:
         assert conn.execute(
-            "SELECT count(*), min(status), max(status) FROM entries"
+            "SELECT count(*), min(status), max(status) FROM entries WHERE job_id = 'job'"
         ).fetchone() == (
             400,
             "pending",
@@ -325,3 +329,15 @@ async def test_lock_held_past_busy_timeout_is_a_journal_error(tmp_path: Path) ->
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+async def test_missing_directory_is_a_journal_error(tmp_path: Path) -> None:
+    """A journal path in a directory that does not exist: JournalError saying so."""
+    path = tmp_path / "no-such-dir" / "j.sqlite"
+    journal = SqliteJournal(path)
+    with pytest.raises(smsgate.JournalError, match="directory exists") as caught:
+        await journal.open("job")
+    assert caught.value.path == str(path)
+    assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
+    await journal.aclose()
+    assert not path.parent.exists()

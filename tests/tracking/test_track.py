@@ -111,6 +111,40 @@ async def test_job_tracked_to_final_states(
 ) -> None:
     """A journaled job is tracked to final states; the counts match the fake's ledger."""
     journal: Any = MemoryJournal() if kind == "memory" else SqliteJournal(tmp_path / "j.sqlite")
+    await tracked_job(backend, journal, fake, clock, server)
+
+
+@pytest.mark.loopback
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # asyncpg is asyncio-only
+@pytest.mark.parametrize("backend", ["ippanel", "negin"])
+async def test_job_tracked_on_postgres(
+    backend: str, fake: FakeProvider, clock: FakeClock, server: str
+) -> None:
+    """The same on PostgresJournal (asyncio only: asyncpg), in a schema of its own."""
+    import uuid
+
+    import asyncpg
+
+    from smsgate.postgres import PostgresJournal
+
+    from .._services import postgres_dsn
+
+    dsn = postgres_dsn()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    try:
+        await tracked_job(backend, PostgresJournal(dsn, schema=schema), fake, clock, server)
+    finally:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+
+async def tracked_job(
+    backend: str, journal: Any, fake: FakeProvider, clock: FakeClock, server: str
+) -> None:
+    """Send a journaled job, track it, compare with the fake's ledger; closes the journal."""
     numbers = [*DELIVERED, *FAILED, *BLOCKED, *REJECTED]
     if backend == "ippanel":
         numbers.remove(REJECTED[0])  # ippanel has no "rejected" state

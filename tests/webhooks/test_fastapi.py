@@ -599,3 +599,32 @@ def test_open_router_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
         delivery_router(Recorder(), secret=SECRET)
     warnings = [r for r in caplog.records if "neither a secret" in r.getMessage()]
     assert len(warnings) == 1
+
+
+@pytest.mark.parametrize(("interval", "lines"), [(0, 5), (1e9, 1)])
+async def test_refusals_logged_per_interval(
+    caplog: pytest.LogCaptureFixture, interval: float, lines: int
+) -> None:
+    """log_interval=0 logs each refused push; a long interval logs the first one only."""
+    app = _app(Recorder(), allowed_sources=[PROVIDER_IP], log_interval=interval)
+    with caplog.at_level(logging.WARNING, logger="smsgate.webhooks"):
+        async with _client(app, source="198.51.100.9") as client:
+            for _ in range(5):
+                assert (await client.post("/sms/delivery", content=BODY)).status_code == 403
+    refused = [r for r in caplog.records if "refused a delivery push" in r.getMessage()]
+    assert len(refused) == lines
+
+
+@pytest.mark.parametrize(
+    ("trusted", "status"), [(None, 403), (["10.0.0.5"], 200), (["10.0.0.0/24"], 200)]
+)
+async def test_trusted_proxies_in_process(trusted: Any, status: int) -> None:
+    """X-Forwarded-For is read only when the peer (here 10.0.0.5) is a trusted proxy."""
+    seen = Recorder()
+    app = _app(seen, allowed_sources=[PROVIDER_IP], trusted_proxies=trusted)
+    async with _client(app, source="10.0.0.5") as client:
+        answer = await client.post(
+            "/sms/delivery", content=BODY, headers={"X-Forwarded-For": f"1.1.1.1, {PROVIDER_IP}"}
+        )
+    assert answer.status_code == status
+    assert len(seen.reports) == (1 if status == 200 else 0)
