@@ -19,7 +19,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import sniffio
 
 from ._values import Outcome
 
@@ -65,6 +64,17 @@ class _State:
             self.scope.cancel()
 
 
+def _library() -> str:
+    """The running event loop's library: "asyncio" or "trio" (no sniffio: anyio dropped it)."""
+    import asyncio  # noqa: TID251 - see the module docstring
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return "trio"
+    return "asyncio"
+
+
 class OutcomeStream:
     """An async iterator of :class:`Outcome` (one per row), also an async context manager.
 
@@ -108,7 +118,7 @@ class OutcomeStream:
         self._send = None
         state.done = anyio.Event()
         runner = self._runner
-        library = sniffio.current_async_library()
+        library = _library()
 
         async def run() -> None:
             try:

@@ -15,7 +15,7 @@ import anyio
 import pytest
 
 import smsgate
-from smsgate.dispatch import _dispatcher
+from smsgate.dispatch import _claims as _claim_module
 from smsgate.testing import FakeGateway
 from tests._services import postgres_dsn
 
@@ -23,7 +23,7 @@ ROWS = 600
 
 # The claim before each send is the dispatch helper's change; until it is in, two
 # dispatchers on one job can both send a row, and this test says so (strict xfail).
-_claims = "claim(" in inspect.getsource(_dispatcher)
+_claims = "claim(" in inspect.getsource(_claim_module)  # the send path's journal side
 needs_claim = pytest.mark.xfail(
     not _claims, reason="BulkDispatcher does not claim rows yet", strict=True
 )
