@@ -37,6 +37,7 @@ import re
 import time
 import urllib.request
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote_plus
@@ -45,6 +46,7 @@ import anyio
 import httpx
 
 from .. import _telemetry
+from .._asynclib import running_library
 from .._constants import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
@@ -289,7 +291,7 @@ class HttpGateway:
     def _make_transport(self) -> Transport:
         """Our own transport, as ``transport=`` and the running event loop choose."""
         choice = self._transport_choice
-        library = _running_async_library()
+        library = running_library()
         if choice == "aiohttp" and library != "asyncio":
             raise ConfigurationError(f'transport="aiohttp" needs asyncio, not {library}')
         if choice == "aiohttp" or (
@@ -314,6 +316,17 @@ class HttpGateway:
         return HttpxTransport(client, owned=True)
 
     # -- requests ----------------------------------------------------------------------
+
+    def _observe(
+        self, operation: str, *, recipients: int = 0, parts: int = 0, attempt: int = 1
+    ) -> AbstractContextManager[object]:
+        """The telemetry context of one provider request, opened by a backend around the
+        request *and* the reading of its answer, so that a refusal the backend decodes
+        (an error code in a 200 answer) is the request's outcome. :meth:`_request` opens
+        one itself when the backend did not."""
+        return _telemetry.request(
+            self.name, operation, recipients=recipients, parts=parts, attempt=attempt
+        )
 
     async def _request(
         self,
@@ -530,18 +543,6 @@ def _check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:
 
 
 _URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
-
-
-def _running_async_library() -> str | None:
-    try:
-        import sniffio
-    except ImportError:
-        # trio depends on sniffio, so without it only asyncio can be running.
-        return "asyncio"
-    try:
-        return sniffio.current_async_library()
-    except sniffio.AsyncLibraryNotFoundError:
-        return None
 
 
 def _proxy_in_environment() -> bool:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .._asynclib import running_library
 from ._values import Outcome
 
 if TYPE_CHECKING:
@@ -65,14 +66,8 @@ class _State:
 
 
 def _library() -> str:
-    """The running event loop's library: "asyncio" or "trio" (no sniffio: anyio dropped it)."""
-    import asyncio  # noqa: TID251 - see the module docstring
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return "trio"
-    return "asyncio"
+    """The running event loop's library: "asyncio" or "trio"."""
+    return running_library() or "asyncio"
 
 
 class OutcomeStream:
