@@ -19,6 +19,7 @@ import click
 
 from .._models import Message
 from ._app import cli
+from ._bulk import _send_window
 from ._context import EXIT_ERROR, EXIT_PARTIAL, handled, settings, state
 from ._render import print_report, progress_bar
 
@@ -64,6 +65,7 @@ def build_queue(
     chunk_size: int = 500,
     concurrency: int = 32,
     worker: bool = False,
+    send_window: str = "auto",
 ) -> tuple[Any, BulkQueue]:
     """The taskiq broker for ``broker_url`` and the :class:`BulkQueue` on it. The gateway
     comes from this command's settings (environment or config file), built once per worker
@@ -101,6 +103,7 @@ def build_queue(
         chunk_size=chunk_size,
         concurrency=concurrency,
         name=name,
+        dispatcher_options={"send_window": _send_window(send_window)},
     )
     return broker, queue
 
@@ -204,10 +207,23 @@ def submit_to_queue(
     help="Requests per second for the account, all workers together.",
 )
 @click.option("--concurrency", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option(
+    "--send-window",
+    default="auto",
+    show_default=True,
+    help="Hours requests may start, e.g. 08:00-23:00 (Tehran time); 'auto' applies the "
+    "advertising hours on ippanel lines, 'off' none. Outside it the worker's chunk waits.",
+)
 @_name_option()
 @handled
 def worker(
-    queue_url: str, redis: str, journal: str, rate: float, concurrency: int, name: str
+    queue_url: str,
+    redis: str,
+    journal: str,
+    rate: float,
+    concurrency: int,
+    send_window: str,
+    name: str,
 ) -> None:
     """Run one worker for bulk jobs submitted with 'smsgate bulk FILE --queue URL'.
 
@@ -225,6 +241,7 @@ def worker(
         rate=rate,
         concurrency=concurrency,
         worker=True,
+        send_window=send_window,
     )
     current.err.print(
         f"worker {os.getpid()}: queue smsgate.{name}, {rate:g} requests/s for all workers, "

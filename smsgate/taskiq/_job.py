@@ -9,8 +9,9 @@ One job run keeps five keys under ``smsgate:job:<queue name>:<job id>:<run>:``:
   ``duplicates``, ``invalid`` and ``err:<ErrorClass>`` fields.
 * ``done`` (set): the indexes of the settled chunks. A chunk's counts are added in the
   same script that adds its index, so a chunk delivered twice is counted once.
-* ``live`` (hash): chunk index -> the counts of a chunk still running (overwritten by
-  whichever worker runs it now; removed when it settles).
+* ``live`` (hash): chunk index -> the counts of a chunk still running and the worker
+  running it, ``host:pid`` (overwritten by whichever worker runs it now; removed when it
+  settles).
 * ``failures`` (list): the failed and unknown rows, compact JSON, at most ``max_failures``.
 
 ``smsgate:job:<queue name>:<job id>:run`` holds the latest run number: submitting the same
@@ -20,6 +21,8 @@ job id again starts a new run (the journal still skips what the earlier run sent
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -200,10 +203,22 @@ def chunk_counts(report: BulkReport) -> list[tuple[str, int]]:
 
 
 def live_value(progress: Progress) -> str:
+    """A running chunk's counts, and the worker running it (host and process id)."""
     return (
         f"{progress.sent} {progress.failed} {progress.unknown} {progress.skipped} "
-        f"{progress.requests} {progress.in_flight}"
+        f"{progress.requests} {progress.in_flight} {socket.gethostname()}:{os.getpid()}"
     )
+
+
+def live_workers(live: Mapping[Any, Any]) -> dict[int, tuple[str, int, int]]:
+    """Chunk index -> (host, process id, rows done) of the chunks running now, from the
+    job's ``live`` hash."""
+    running: dict[int, tuple[str, int, int]] = {}
+    for index, value in live.items():
+        fields = _text(value).split()
+        host, _, pid = fields[6].rpartition(":")
+        running[int(_text(index))] = (host, int(pid), sum(int(v) for v in fields[:4]))
+    return running
 
 
 def _text(value: Any) -> str:
@@ -268,7 +283,7 @@ class JobHandle:
         totals = {name: int(counts.get(name, "0")) for name in _COUNTS}
         in_flight = 0
         for value in live.values():
-            sent, failed, unknown, skipped, requests, flying = (int(v) for v in value.split())
+            sent, failed, unknown, skipped, requests, flying = (int(v) for v in value.split()[:6])
             totals["sent"] += sent
             totals["failed"] += failed
             totals["unknown"] += unknown
@@ -322,6 +337,7 @@ class JobHandle:
             failures=tuple(decode_failure(item) for item in raw),
             job_id=self.job_id,
             elapsed=max(0.0, last - started),
+            stopped="cancelled" if meta.get("cancelled") else None,
             sent=values["sent"],
             failed=values["failed"],
             unknown=values["unknown"],

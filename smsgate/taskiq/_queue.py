@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import AsyncIterable, Callable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import attrs
 
 from .._models import Message
 from ..dispatch._dispatcher import BulkDispatcher
@@ -87,6 +88,9 @@ class BulkQueue:
             unreachable, a bug) before its rows are reported ``unknown``.
         retry_delay: Seconds before such a chunk is enqueued again (doubling each time).
         progress_interval: Seconds between two writes of a running chunk's counts to Redis.
+        dispatcher_options: More keyword arguments for each chunk's
+            :class:`~smsgate.BulkDispatcher` (``max_batch``, ``retries``, ``send_window``,
+            ``recent_window``...).
     """
 
     def __init__(
@@ -105,6 +109,7 @@ class BulkQueue:
         max_attempts: int = 5,
         retry_delay: float = 1.0,
         progress_interval: float = 0.5,
+        dispatcher_options: Mapping[str, Any] | None = None,
     ) -> None:
         if not callable(gateway):
             raise ConfigurationError("gateway must be a zero-argument callable (a factory)")
@@ -137,6 +142,13 @@ class BulkQueue:
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
         self.progress_interval = progress_interval
+        self.dispatcher_options = dict(dispatcher_options or {})
+        reserved = {"rate_limit", "concurrency", "journal", "on_progress", "progress_interval"}
+        if reserved & set(self.dispatcher_options):
+            raise ConfigurationError(
+                f"dispatcher_options may not set {sorted(reserved & set(self.dispatcher_options))}"
+                ": the queue sets them"
+            )
         self._client: Any = None
         self._state: _WorkerState | None = None
         self._building: anyio.Lock | None = None
@@ -252,7 +264,7 @@ class BulkQueue:
                 policy = self.gateway_factory()
                 redis = import_redis().from_url(self.redis_url)
                 limiter = RedisRateLimiter(redis, self.rate_limit, key=self.rate_key)
-                journal, owns = _open_journal(self.journal)
+                journal, owns = _open_journal(self.journal, self.concurrency)
                 self._state = _WorkerState(policy, redis, limiter, journal, owns)
         return self._state
 
@@ -311,16 +323,21 @@ class BulkQueue:
             journal=state.journal,
             on_progress=latest.append,
             progress_interval=self.progress_interval,
+            **self.dispatcher_options,
         )
         extra: dict[str, Any] = {"stop": stop} if _supports_stop() else {}
 
         async def publish() -> None:
+            first = True
             while True:
                 await anyio.sleep(self.progress_interval)
                 if latest:
                     progress = latest[-1]
                     latest.clear()
                     await state.redis.hset(keys.live, str(index), live_value(progress))
+                    if first:  # a job that never ends must not leave this key forever
+                        await state.redis.expire(keys.live, JOB_TTL)
+                        first = False
                 if extra and await state.redis.hget(keys.meta, "cancelled"):
                     stop.set()
 
@@ -328,6 +345,10 @@ class BulkQueue:
             tg.start_soon(publish)
             report = await dispatcher.run(messages, keys.job_id, total=len(messages), **extra)
             tg.cancel_scope.cancel()
+        if report.total < len(messages):
+            # Stopped before reading the whole chunk: the rows never read were not sent
+            # either; the job's report must still count them.
+            report = _add_unread(report, messages[report.total :])
         return report
 
     async def _settle(
@@ -350,7 +371,9 @@ class BulkQueue:
                 await anyio.sleep(self.retry_delay * 2**attempt)
 
 
-def _open_journal(journal: str | os.PathLike[str] | Journal) -> tuple[Journal, bool]:
+def _open_journal(
+    journal: str | os.PathLike[str] | Journal, concurrency: int
+) -> tuple[Journal, bool]:
     if isinstance(journal, Journal):
         return journal, False
     path = os.fspath(journal)
@@ -361,7 +384,10 @@ def _open_journal(journal: str | os.PathLike[str] | Journal) -> tuple[Journal, b
             raise ConfigurationError(
                 "a PostgreSQL journal needs smsgate.postgres: pip install 'smsgate-ir[postgres]'"
             ) from exc
-        built: Journal = PostgresJournal(path)
+        # Each chunk claims and records from up to `concurrency` tasks: a pool much smaller
+        # than that makes them queue for a connection between the limiter's grant and the
+        # request, which bunches requests at the provider.
+        built: Journal = PostgresJournal(path, pool_size=max(4, min(concurrency, 32)))
         return built, True
     from ..dispatch._sqlite_journal import SqliteJournal
 
@@ -388,6 +414,22 @@ def _all_failed(
         failed=counts["failed"],
         unknown=counts["unknown"],
         skipped=counts["skipped"],
+    )
+
+
+def _add_unread(report: BulkReport, unread: list[Message]) -> BulkReport:
+    error = JobStoppedError("the job was cancelled before this row was read")
+    errors = dict(report.errors)
+    errors[type(error).__name__] = errors.get(type(error).__name__, 0) + len(unread)
+    extra = tuple(
+        Outcome(message=m, status="failed", error=error, reason="cancelled") for m in unread
+    )
+    return attrs.evolve(
+        report,
+        total=report.total + len(unread),
+        failed=report.failed + len(unread),
+        errors=errors,
+        failures=report.failures + extra,
     )
 
 

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from taskiq import InMemoryBroker
 from taskiq.abc.broker import AsyncBroker
@@ -276,6 +277,32 @@ def test_settings_are_checked() -> None:
         {"rate_limit": 5},
         {"journal": 5},
         {"redis": ""},
+        {"dispatcher_options": {"concurrency": 3}},
     ):
         with pytest.raises(smsgate.ConfigurationError):
             BulkQueue(broker, **{**base, **bad})
+
+
+@pytest.mark.asyncio
+async def test_cancel_stops_a_running_chunk(name: str, tmp_path: Path) -> None:
+    """cancel() while a chunk runs: the worker sets the dispatcher's stop event; the rows not
+    sent yet are failed with JobStoppedError and the report still adds up."""
+    broker = InMemoryBroker()  # tasks run in the background, as on a worker
+    gateway = FakeGateway(latency=0.02)
+    queue = _queue(broker, gateway, tmp_path / "j.sqlite", name, chunk_size=400, concurrency=1)
+    try:
+        job = await queue.submit(_rows(400, texts=400), job_id="c6")
+        with anyio.fail_after(60):
+            while len(gateway.accepted) < 5:  # noqa: ASYNC110 - another task sends
+                await anyio.sleep(0.01)
+        await job.cancel()
+        with anyio.fail_after(60):
+            report = await job.wait(poll=0.02)
+    finally:
+        await broker.wait_all()
+        await queue._on_shutdown(None)
+    assert report.total == 400
+    assert report.sent + report.failed + report.unknown + report.skipped == 400
+    assert report.sent == len(gateway.accepted) < 400
+    assert report.errors.get("JobStoppedError", 0) == report.failed > 0
+    assert report.stopped == "cancelled"

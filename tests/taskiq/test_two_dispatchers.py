@@ -3,7 +3,6 @@ as two processes or machines would have) send each recipient once in total (API.
 
 from __future__ import annotations
 
-import inspect
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -15,18 +14,10 @@ import anyio
 import pytest
 
 import smsgate
-from smsgate.dispatch import _claims as _claim_module
 from smsgate.testing import FakeGateway
 from tests._services import postgres_dsn
 
 ROWS = 600
-
-# The claim before each send is the dispatch helper's change; until it is in, two
-# dispatchers on one job can both send a row, and this test says so (strict xfail).
-_claims = "claim(" in inspect.getsource(_claim_module)  # the send path's journal side
-needs_claim = pytest.mark.xfail(
-    not _claims, reason="BulkDispatcher does not claim rows yet", strict=True
-)
 
 
 @asynccontextmanager
@@ -50,7 +41,8 @@ async def _sqlite(tmp_path: Path) -> AsyncIterator[Callable[[], Any]]:
 @asynccontextmanager
 async def _postgres(tmp_path: Path) -> AsyncIterator[Callable[[], Any]]:
     dsn = postgres_dsn()
-    postgres = pytest.importorskip("smsgate.postgres", reason="PostgresJournal not built yet")
+    from smsgate import postgres
+
     opened: list[Any] = []
 
     def make() -> Any:
@@ -65,7 +57,6 @@ async def _postgres(tmp_path: Path) -> AsyncIterator[Callable[[], Any]]:
             await journal.aclose()
 
 
-@needs_claim
 @pytest.mark.asyncio
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 async def test_two_dispatchers_one_job_nobody_twice(kind: str, tmp_path: Path) -> None:
