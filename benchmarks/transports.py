@@ -124,6 +124,30 @@ def _smsgate_http(transport: str) -> Callable[[str, int, int], Coroutine[Any, An
     return run
 
 
+async def _run_dispatcher(url: str, n: int, concurrency: int) -> None:
+    """The bulk dispatcher over IppanelGateway, distinct texts (no batching), default transport."""
+    import smsgate
+    from smsgate.dispatch import BulkDispatcher
+
+    base = url.rsplit("/", 1)[0]
+    async with smsgate.IppanelGateway(
+        username="user",
+        password="secret-pass",
+        sender="+983000505",
+        base_url=base,
+        max_connections=concurrency,
+    ) as gateway:
+        dispatcher = BulkDispatcher(gateway, concurrency=concurrency)
+        for start, count in ((0, concurrency), (concurrency, n)):
+            rows = [
+                smsgate.Message(to=f"0912{start + i:07d}", text=f"hello {start + i}")
+                for i in range(count)
+            ]
+            report = await dispatcher.run(rows, job_id=f"bench-{start}")
+            if report.sent != count:
+                raise RuntimeError(f"the dispatcher sent {report.sent} of {count}")
+
+
 async def _run_httpx2(url: str, n: int, concurrency: int) -> None:
     import httpx2
 
@@ -198,6 +222,14 @@ CANDIDATES: dict[str, tuple[tuple[str, ...], Callable[[str, int, int], None]]] =
     "smsgate HTTP layer, trio, h11 (the default)": (
         ("smsgate", "trio"),
         lambda u, n, c: _run_trio(_smsgate_http("auto"), u, n, c),
+    ),
+    "smsgate BulkDispatcher, asyncio": (
+        ("smsgate", "aiohttp"),
+        lambda u, n, c: asyncio.run(_run_dispatcher(u, n, c)),
+    ),
+    "smsgate BulkDispatcher, trio": (
+        ("smsgate", "trio"),
+        lambda u, n, c: _run_trio(_run_dispatcher, u, n, c),
     ),
     "httpx + pyreqwest": (
         ("pyreqwest",),

@@ -30,6 +30,7 @@ __all__ = [
     "Redactor",
     "drop_secret_chain",
     "excerpt",
+    "forms_of",
     "install_log_filter",
     "scrub_query",
 ]

@@ -13,6 +13,8 @@ counts, names and error classes only.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
+from contextvars import ContextVar, Token
+from types import TracebackType
 from typing import Protocol
 
 __all__ = [
@@ -51,6 +53,36 @@ class Observer(Protocol):
 
 _observer: Observer | None = None
 _NOTHING: AbstractContextManager[None] = nullcontext()
+# Set while a request's context is open in this task: a backend opens it around the
+# request *and* the reading of the answer (so a refusal it decodes is the outcome), and the
+# HTTP base's own call inside it then adds no second span.
+_inside: ContextVar[bool] = ContextVar("smsgate_telemetry_inside", default=False)
+
+
+class _Scope:
+    """The observer's context, marked as open for the task while it runs."""
+
+    __slots__ = ("_inner", "_token")
+
+    def __init__(self, inner: AbstractContextManager[object]) -> None:
+        self._inner = inner
+        self._token: Token[bool] | None = None
+
+    def __enter__(self) -> object:
+        self._token = _inside.set(True)
+        return self._inner.__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        try:
+            return self._inner.__exit__(exc_type, exc, tb)
+        finally:
+            if self._token is not None:
+                _inside.reset(self._token)
 
 
 def install(observer: Observer) -> None:
@@ -73,12 +105,22 @@ def current() -> Observer | None:
 def request(
     provider: str, operation: str, *, recipients: int = 0, parts: int = 0, attempt: int = 1
 ) -> AbstractContextManager[object]:
-    """A context manager around one provider request (a no-op without an observer)."""
+    """A context manager around one provider request (a no-op without an observer).
+
+    Opened inside another request's context (a backend's, around request and answer), it
+    does nothing: one span per request.
+    """
     observer = _observer
-    if observer is None:
+    if observer is None or _inside.get():
         return _NOTHING
-    return observer.request(
-        provider=provider, operation=operation, recipients=recipients, parts=parts, attempt=attempt
+    return _Scope(
+        observer.request(
+            provider=provider,
+            operation=operation,
+            recipients=recipients,
+            parts=parts,
+            attempt=attempt,
+        )
     )
 
 

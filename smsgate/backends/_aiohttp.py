@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Mapping
+from urllib.parse import parse_qsl
 
 import aiohttp
 import httpx
@@ -166,10 +167,17 @@ class AiohttpTransport:
             RuntimeError: After :meth:`aclose`.
         """
         session = self._session or self._open()
+        # yarl caches parsed URL strings for the life of the process (lru_cache): a query
+        # that holds credentials (the pattern endpoint) must not be one. The origin and
+        # path are parsed (and cached) alone; the query goes in as pairs, which yarl joins
+        # without its cache.
+        base, _, query = url.partition("?")
+        params = parse_qsl(query, keep_blank_values=True) if query else None
         try:
             response = await session.request(
                 method,
-                url,
+                base,
+                params=params,
                 headers=headers,
                 data=body,
                 allow_redirects=False,

@@ -27,9 +27,9 @@ import contextlib
 import select
 import ssl
 import time
+import urllib.parse
 import zlib
 from collections.abc import Mapping
-from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
@@ -108,13 +108,16 @@ class H11Transport:
         """Send one request and read the whole answer (see ``_transport.Transport``)."""
         if self._closed:
             raise RuntimeError("this transport is closed")
-        parts = urlsplit(url)
+        # urlsplit caches what it parses for the life of the process (lru_cache): give it
+        # the origin and path only, never a query that may hold credentials.
+        base, mark, query = url.partition("?")
+        parts = urllib.parse.urlsplit(base)
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https") or not parts.hostname:
             raise httpx.UnsupportedProtocol(f"cannot send to a {scheme or 'relative'} URL")
         host = parts.hostname
         port = parts.port or (443 if scheme == "https" else 80)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        target = (parts.path or "/") + mark + query
         key = (scheme, host, port)
         with anyio.move_on_after(_seconds(timeouts.pool)) as waiting:
             await self._slots.acquire()

@@ -18,12 +18,13 @@ credential reaches a message: every text built here goes through the gateway's
 
 Which transport (``transport=``):
 
-* ``"auto"`` (default): the ``http_client`` when one is given; else aiohttp's pool under
-  asyncio (httpx's own when aiohttp is missing or a proxy is set in the environment);
-  else (trio) an httpx client whose pool is sized to ``max_connections``
-  (``benchmarks/README.md`` has the measurements).
+* ``"auto"`` (default): the ``http_client`` when one is given; else, with a proxy set in
+  the environment, an httpx client (httpx honours ``HTTP(S)_PROXY``/``NO_PROXY``); else
+  aiohttp's pool under asyncio (httpx's when aiohttp is not installed) and the small h11
+  client (``_h11_transport``) under trio (``benchmarks/README.md`` has the measurements).
 * ``"httpx"``: an ``httpx.AsyncClient`` of our own (what ``respx.mock`` patches).
 * ``"aiohttp"``: aiohttp's pool; asyncio only.
+* ``"h11"``: the h11 client, on any event loop.
 """
 
 from __future__ import annotations
@@ -36,14 +37,16 @@ import re
 import time
 import urllib.request
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 import anyio
 import httpx
 
 from .. import _telemetry
+from .._asynclib import running_library
 from .._constants import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
@@ -89,6 +92,8 @@ USER_AGENT = f"smsgate/{__version__}"
 MAX_CONNECTIONS = 10_000
 #: The longest timeout accepted, seconds (a day: anything longer is a mistake).
 MAX_TIMEOUT = 86_400.0
+_QUOTE_CACHE = 512  # distinct values kept per gateway at most
+_QUOTE_MAX = 2048  # longer values are encoded each time (a text is at most 2,000 chars)
 _TRANSPORTS: tuple[TransportName, ...] = ("auto", "aiohttp", "httpx", "h11")
 
 #: The old name of :class:`~smsgate._redact.Redactor` (``Scrubber.of(secrets)``).
@@ -177,7 +182,7 @@ class HttpGateway:
         secrets: Strings that must never appear in an error or log (the password).
         allow_insecure_http: Permit an ``http://`` base URL, which sends the password in
             clear text over the network; loopback addresses are always permitted.
-        transport: ``"auto"``, ``"aiohttp"`` or ``"httpx"`` (module docstring).
+        transport: ``"auto"``, ``"aiohttp"``, ``"httpx"`` or ``"h11"`` (module docstring).
 
     Raises:
         ConfigurationError: A bad URL, timeout, limit or transport choice.
@@ -215,6 +220,8 @@ class HttpGateway:
         #: The one redactor of this gateway's secrets (errors, excerpts, log records).
         self._scrub = Redactor(secrets)
         self._requests = 0
+        # Encoded form values of this gateway (see _encode_form); emptied by aclose().
+        self._quoted: dict[str, str] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -235,7 +242,8 @@ class HttpGateway:
 
     @property
     def transport_name(self) -> str:
-        """The transport in use: ``"aiohttp"`` or ``"httpx"`` (``"auto"`` before the first use)."""
+        """The transport in use: ``"aiohttp"``, ``"httpx"`` or ``"h11"`` (the setting, such as
+        ``"auto"``, before the first request)."""
         transport = self._transport
         if transport is None:
             return self._transport_choice
@@ -260,6 +268,7 @@ class HttpGateway:
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
+        self._quoted.clear()
         transport, self._transport = self._transport, None
         if transport is not None:
             # Shielded: a cancelled caller must still leave no open sockets behind.
@@ -282,7 +291,7 @@ class HttpGateway:
     def _make_transport(self) -> Transport:
         """Our own transport, as ``transport=`` and the running event loop choose."""
         choice = self._transport_choice
-        library = _running_async_library()
+        library = running_library()
         if choice == "aiohttp" and library != "asyncio":
             raise ConfigurationError(f'transport="aiohttp" needs asyncio, not {library}')
         if choice == "aiohttp" or (
@@ -307,6 +316,17 @@ class HttpGateway:
         return HttpxTransport(client, owned=True)
 
     # -- requests ----------------------------------------------------------------------
+
+    def _observe(
+        self, operation: str, *, recipients: int = 0, parts: int = 0, attempt: int = 1
+    ) -> AbstractContextManager[object]:
+        """The telemetry context of one provider request, opened by a backend around the
+        request *and* the reading of its answer, so that a refusal the backend decodes
+        (an error code in a 200 answer) is the request's outcome. :meth:`_request` opens
+        one itself when the backend did not."""
+        return _telemetry.request(
+            self.name, operation, recipients=recipients, parts=parts, attempt=attempt
+        )
 
     async def _request(
         self,
@@ -341,9 +361,7 @@ class HttpGateway:
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         body: bytes | None = None
         if data is not None:
-            # The bytes httpx sends for ``data=``; nothing is cached (a cache would keep
-            # the password and the campaign's texts for the life of the process).
-            body = urlencode(data).encode("ascii")
+            body = self._encode_form(data)
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         elif json_body is not None:
             # The bytes httpx sends for ``json=``.
@@ -377,6 +395,31 @@ class HttpGateway:
                 raise error from None
             self._check_status(answer, idempotent=idempotent)
         return answer
+
+    def _encode_form(self, data: Mapping[str, object]) -> bytes:
+        """``urlencode(data)``, the bytes httpx sends for ``data=``.
+
+        Field names, the credentials, the op, the line and a campaign's text repeat on
+        every request, and encoding a long Persian text costs ~20 µs: values are encoded
+        once per *gateway*. The cache lives and dies with the gateway (cleared by
+        :meth:`aclose`, bounded in size); no process-wide cache keeps a password or a text.
+        """
+        cache = self._quoted
+        if len(cache) > _QUOTE_CACHE:
+            cache.clear()
+        pairs = []
+        for key, value in data.items():
+            text = value if isinstance(value, str) else str(value)
+            name = cache.get(key)
+            if name is None:
+                name = cache[key] = quote_plus(key)
+            quoted = cache.get(text) if len(text) <= _QUOTE_MAX else None
+            if quoted is None:
+                quoted = quote_plus(text)
+                if len(text) <= _QUOTE_MAX:
+                    cache[text] = quoted
+            pairs.append(f"{name}={quoted}")
+        return "&".join(pairs).encode("ascii")
 
     def _map_error(self, exc: BaseException, *, idempotent: bool) -> SmsGateError:
         """THE classification of a transport failure (see the module docstring)."""
@@ -500,18 +543,6 @@ def _check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:
 
 
 _URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
-
-
-def _running_async_library() -> str | None:
-    try:
-        import sniffio
-    except ImportError:
-        # trio depends on sniffio, so without it only asyncio can be running.
-        return "asyncio"
-    try:
-        return sniffio.current_async_library()
-    except sniffio.AsyncLibraryNotFoundError:
-        return None
 
 
 def _proxy_in_environment() -> bool:

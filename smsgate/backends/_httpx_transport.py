@@ -6,6 +6,7 @@ a gateway an ``http_client`` (or ``transport="httpx"``) to route its requests th
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import AsyncIterator, Iterator, Mapping
 
 import anyio
@@ -46,7 +47,13 @@ class HttpxTransport:
         except httpx.RequestError as exc:
             # httpx's errors hold the request (its URL and body: the password). Keep the
             # class and text only; the base adds neither the request nor this chain.
-            raise type(exc)(str(exc)) from None
+            raise _without_request(exc) from None
+        finally:
+            if "?" in url:
+                # httpx's cookie handling runs the URL through urllib's urlsplit, whose
+                # lru_cache would keep a query that holds credentials (the pattern
+                # endpoint) for the life of the process.
+                _clear_url_cache()
         return HttpAnswer(
             status_code=response.status_code, content=content, headers=dict(response.headers)
         )
@@ -56,6 +63,25 @@ class HttpxTransport:
         if self._owned:
             with anyio.CancelScope(shield=True):
                 await self.client.aclose()
+
+
+def _without_request(exc: httpx.RequestError) -> httpx.RequestError:
+    """The same kind of error, with the same text, and no request attached."""
+    for kind in type(exc).__mro__:
+        # A user's transport may raise its own subclass with another constructor: fall
+        # back to the nearest httpx class, which keeps the phase the base classifies by.
+        if issubclass(kind, httpx.RequestError) and kind.__module__.startswith("httpx"):
+            try:
+                return kind(str(exc))
+            except TypeError:  # pragma: no cover - httpx's own classes take a message
+                continue
+    return httpx.RequestError(str(exc))  # pragma: no cover - RequestError is in every MRO
+
+
+def _clear_url_cache() -> None:
+    clear = getattr(urllib.parse, "clear_cache", None)
+    if clear is not None:
+        clear()
 
 
 class _Body(httpx.AsyncByteStream, httpx.SyncByteStream):

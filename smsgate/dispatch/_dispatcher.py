@@ -131,8 +131,10 @@ class BulkDispatcher:
             job pauses), ``None`` (no window), or ``"auto"``: the default window
             (08:00-23:00 Asia/Tehran) on routes whose gateway is named ``"ippanel"`` (its
             advertising lines may not send outside it; pattern sends, which do not go
-            through the dispatcher, are exempt), none elsewhere; the environment variable
-            ``SMSGATE_SEND_WINDOW=off`` turns "auto" off. A :class:`Route` may carry its own.
+            through the dispatcher, are exempt), none elsewhere and none for a gateway
+            whose ``base_url`` is on this machine (a fake provider); the environment
+            variable ``SMSGATE_SEND_WINDOW=off`` turns "auto" off. A :class:`Route` may
+            carry its own.
         clock: Returns the time in seconds (default :func:`anyio.current_time`).
         sleep: Sleeps that many seconds (default :func:`anyio.sleep`); used for retry
             back-off, the send window and by the default limiter.
@@ -202,7 +204,7 @@ class BulkDispatcher:
         self.recent_window = recent_window
         self.drain_timeout = drain_timeout
         windows = tuple(
-            resolve(self.send_window, route.send_window, route.gateway.name)
+            resolve(self.send_window, route.send_window, route.gateway)
             for route in self.policy.routes
         )
         self._ctx = JobContext(

@@ -58,7 +58,17 @@ TICK = Signal("linger expired")
 class Item:
     """One admitted row: the message, its E.164 number, its line and (keyed) its key."""
 
-    __slots__ = ("aliases", "claimed", "done", "key", "line", "message", "recipient", "sending")
+    __slots__ = (
+        "aliases",
+        "claimed",
+        "done",
+        "key",
+        "line",
+        "message",
+        "parts",
+        "recipient",
+        "sending",
+    )
 
     def __init__(self, message: Message, recipient: str, line: str) -> None:
         self.message = message
@@ -69,6 +79,7 @@ class Item:
         self.claimed = False  # this run won the row's journal claim
         self.done = False  # an outcome was emitted for it
         self.sending = False  # a request carrying it may have gone out
+        self.parts = 0  # SMS parts of the text, once computed
 
 
 def check_row(message: object, row: int) -> None:

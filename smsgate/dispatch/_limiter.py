@@ -1,5 +1,8 @@
 """Rate limits: how fast requests may *start* (concurrency, how many run at once, is separate).
 
+(Over 500 lines with reason: one algorithm, its value type and its protocol, most of it
+docstrings; split, the GCRA and the window log would each need the other's invariants.)
+
 :class:`RateLimit` is the value a user writes; :class:`RateLimiter` is the protocol the
 dispatcher talks to; :class:`TokenBucket` is the in-memory default, on anyio so that it runs
 under asyncio and trio alike, with an injectable clock and sleep so tests need no real time.

@@ -2,14 +2,13 @@
 
 For each batch a worker takes (see ``_job``):
 
-1. with a journal, ``recent_window`` rows are looked up (sent by another job lately:
-   skipped), then the rest are **claimed** (:meth:`Journal.claim`); only the rows won are
-   sent. A row lost to another run is reported from the journal: ``skipped`` if it was
-   sent, ``unknown`` if it is pending or in doubt;
-2. each request waits for the send window, the rate limiter and the route's breaker, then
-   goes out; while the job is not known to be healthy (its first request, or after a
-   connection failure) one request goes at a time, so a wrong password or an unreachable
-   host costs one request, not one per worker;
+1. with a journal and ``recent_window``, rows another job sent lately are skipped;
+2. each request waits for the send window and the rate limiter, then (with a journal) its
+   rows are **claimed** (:meth:`Journal.claim`, in ``_claims``) and only the rows won go
+   out; a row lost to another run is reported from the journal (``skipped`` if it was
+   sent, ``unknown`` if it is pending or in doubt). While the job is not known to be
+   healthy (its first request, or after a connection failure) one request goes at a time,
+   so a wrong password or an unreachable host costs one request, not one per worker;
 3. the answer is recorded (:meth:`Journal.record`) and reported, one :class:`Outcome` per row.
 
 Errors: a :class:`~smsgate.SmsGateError` becomes the rows' outcome. Any other exception
@@ -20,10 +19,7 @@ A journal that fails ends the job with :class:`~smsgate.JournalError`.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
-
-import anyio
+from typing import Any
 
 from .. import _telemetry
 from .._models import SendReceipt
@@ -35,7 +31,6 @@ from ..exceptions import (
     InsufficientCreditError,
     InvalidRecipientError,
     JobStoppedError,
-    JournalError,
     NotSentError,
     OutcomeUnknownError,
     RateLimitedError,
@@ -44,29 +39,14 @@ from ..exceptions import (
     SmsGateError,
     TooManyRecipientsError,
 )
-from ._context import JobContext
+from ._claims import JobState, Sink
 from ._fallback import Route
-from ._intake import Admission, Item
-from ._journal import Journal, JournalEntry, JournalStatus, claimable
+from ._intake import Item
 from ._pacing import amount, clamp_for_limiter, parts
-from ._progress import Meter
-from ._values import (
-    REASON_ALREADY_SENT,
-    REASON_IN_DOUBT,
-    REASON_JOB_STOPPED,
-    REASON_MAYBE_SENT,
-    REASON_SENT_RECENTLY,
-    Outcome,
-    OutcomeStatus,
-)
+from ._values import REASON_MAYBE_SENT
 
 __all__ = ["ACCOUNT_WIDE", "CONNECTION_STREAK", "Sender", "Sink"]
 
-T = TypeVar("T")
-Sink = Callable[[Outcome], Awaitable[None]]
-
-#: Characters of an error's text kept in a journal row.
-_DETAIL_CHARS = 200
 #: A batch refused with one of these (and not maybe_sent) was refused for one of its
 #: numbers, or for its size: split it in halves and send each, so one bad number costs
 #: log2(batch) extra requests instead of the whole batch.
@@ -83,178 +63,10 @@ ACCOUNT_WIDE: tuple[type[SmsGateError], ...] = (
 )
 #: Requests in a row (after their retries) that never reached the provider: the job stops.
 CONNECTION_STREAK = 3
-#: Claim rounds for rows that turned claimable between a lost claim and its read-back.
-_CLAIM_ROUNDS = 3
 
 
-class Sender:
-    """The state and the send path of one run of a job (``_job.Job`` adds the reading)."""
-
-    def __init__(self, ctx: JobContext, job_id: str, meter: Meter) -> None:
-        self.ctx = ctx
-        self.job_id = job_id
-        self.meter = meter
-        self.policy = ctx.policy
-        self.limiter = ctx.limiter
-        self.retry = ctx.retry
-        self.journal: Journal | None = None
-        self.journal_where: str | None = None
-        self.admission: Admission | None = None
-        self.sink: Sink | None = None
-        self.stopping: str | None = None
-        self.abandoned = False  # a stream's consumer left: no request may start
-        self.healthy = False  # a request got an answer: requests need not go one by one
-        self.probe = anyio.Lock()
-        self.streak = 0  # consecutive requests that never reached the provider
-        self.journal_error: JournalError | None = None
-
-    # -- hooks the job provides ------------------------------------------------------------
-
-    def request_stop(self, reason: str) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    async def wait_window(self, index: int, item: Item) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-    def window_refused(self, index: int, error: SendWindowError) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-    def journal_broken(self, error: JournalError) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-    def window_open(self, index: int) -> bool:  # pragma: no cover
-        raise NotImplementedError
-
-    # -- the journal, with its failures made plain -----------------------------------------
-
-    async def journal_call(self, call: Awaitable[T]) -> T:
-        """Await a journal call; any failure becomes one :class:`JournalError`."""
-        try:
-            return await call
-        except JournalError:
-            raise
-        except Exception as exc:
-            where = self.journal_where or repr(self.journal)
-            error = JournalError(
-                f"the journal {where} failed ({type(exc).__name__}: {exc}); the job stopped. "
-                "Fix the storage (free disk space, permissions, the database) and run the "
-                "same job id again: rows recorded as sent are not sent again, rows left "
-                "pending are reported in doubt",
-                path=self.journal_where,
-            )
-            error.__cause__ = exc
-            self.journal_broken(error)
-            raise error from exc
-
-    def _entries(
-        self,
-        items: list[Item],
-        status: JournalStatus,
-        route: Route,
-        *,
-        receipt: SendReceipt | None = None,
-        error: SmsGateError | None = None,
-    ) -> list[JournalEntry]:
-        now = self.ctx.wall()
-        text_parts = parts(items[0].message.text)
-        return [
-            JournalEntry(
-                key=item.key,
-                recipient=item.recipient,
-                status=status,
-                route=route.name,
-                provider=route.gateway.name,
-                message_id=(
-                    None
-                    if receipt is None
-                    else receipt.message_ids.get(item.recipient, receipt.message_id)
-                ),
-                error=None if error is None else type(error).__name__,
-                detail=None if error is None else str(error)[:_DETAIL_CHARS],
-                updated=now,
-                parts=text_parts,
-                aliases=item.aliases,
-            )
-            for item in items
-        ]
-
-    async def record(
-        self,
-        items: list[Item],
-        status: JournalStatus,
-        route: Route,
-        *,
-        receipt: SendReceipt | None = None,
-        error: SmsGateError | None = None,
-    ) -> None:
-        """Write the state of rows this run claimed (others are not ours to write)."""
-        journal = self.journal
-        if journal is None or self.journal_error is not None:
-            return  # no journal, or a broken one (the job is ending with its error)
-        mine = [i for i in items if i.claimed]
-        if mine:
-            entries = self._entries(mine, status, route, receipt=receipt, error=error)
-            await self.journal_call(journal.record(self.job_id, entries))
-
-    # -- outcomes --------------------------------------------------------------------------
-
-    async def emit(self, outcome: Outcome, item: Item | None = None) -> None:
-        if item is not None:
-            item.done = True
-        self.meter.count(outcome)
-        assert self.sink is not None
-        await self.sink(outcome)
-        if self.meter.on_progress is not None:
-            self.meter.progress()
-
-    async def sent(self, items: list[Item], receipt: SendReceipt, route: Route) -> None:
-        await self.record(items, "sent", route, receipt=receipt)
-        _telemetry.outcome(route.gateway.name, route.name, "sent", len(items))
-        for item in items:
-            await self.emit(
-                Outcome(
-                    message=item.message,
-                    status="sent",
-                    recipient=item.recipient,
-                    receipt=receipt,
-                    route=route.name,
-                ),
-                item,
-            )
-
-    async def finish(
-        self,
-        items: list[Item],
-        status: OutcomeStatus,
-        error: SmsGateError,
-        route: Route,
-        reason: str | None = None,
-    ) -> None:
-        await self.record(items, "unknown" if status == "unknown" else "failed", route, error=error)
-        _telemetry.outcome(route.gateway.name, route.name, status, len(items))
-        for item in items:
-            await self.emit(
-                Outcome(
-                    message=item.message,
-                    status=status,
-                    recipient=item.recipient,
-                    error=error,
-                    route=route.name,
-                    reason=reason,
-                ),
-                item,
-            )
-
-    def stopped_error(self) -> JobStoppedError:
-        return JobStoppedError(
-            f"job {self.job_id!r} stopped before this row was sent ({self.stopping}); "
-            "run the job again to send it"
-        )
-
-    async def fail_stopped(self, items: list[Item], route: Route | None = None) -> None:
-        """Rows admitted but never sent: ``failed`` with ``JobStoppedError`` (claimable)."""
-        route = route or self.policy.routes[0]
-        await self.finish(items, "failed", self.stopped_error(), route, REASON_JOB_STOPPED)
+class Sender(JobState):
+    """The send path of one run of a job (``_job.Job`` adds the reading)."""
 
     # -- one batch -------------------------------------------------------------------------
 
@@ -268,112 +80,6 @@ class Sender:
             if not items:
                 return
         await self.deliver(items, 0)
-
-    async def _skip_recent(self, items: list[Item]) -> list[Item]:
-        """Leave out rows another job of this journal sent within ``recent_window``."""
-        journal = self.journal
-        lookup = getattr(journal, "recent_sends", None)
-        window = self.ctx.settings.recent_window
-        if lookup is None or window is None:
-            return items
-        since = self.ctx.wall() - window
-        found: dict[str, str] = await self.journal_call(
-            lookup([i.key for i in items], since=since, exclude_job=self.job_id)
-        )
-        if not found:
-            return items
-        fresh: list[Item] = []
-        for item in items:
-            other = found.get(item.key)
-            if other is None:
-                fresh.append(item)
-                continue
-            await self.emit(
-                Outcome(
-                    message=item.message,
-                    status="skipped",
-                    recipient=item.recipient,
-                    reason=REASON_SENT_RECENTLY,
-                    route=None,
-                ),
-                item,
-            )
-        return fresh
-
-    async def _claim(self, items: list[Item]) -> list[Item]:
-        """Claim the rows; report those another run holds; return those this run won."""
-        journal = self.journal
-        assert journal is not None
-        route = self.policy.routes[0]
-        todo = items
-        for _ in range(_CLAIM_ROUNDS):
-            entries = self._entries(todo, "pending", route)
-            won = await self.journal_call(journal.claim(self.job_id, entries))
-            lost: list[Item] = []
-            for item in todo:
-                if item.key in won:
-                    item.claimed = True
-                else:
-                    lost.append(item)
-            if not lost:
-                break
-            todo = await self._report_lost(lost)
-            if not todo:
-                break
-        else:  # still claimable after several rounds: someone keeps changing them
-            await self._in_doubt(todo, None)
-        return [i for i in items if i.claimed]
-
-    async def _report_lost(self, lost: list[Item]) -> list[Item]:
-        """Report rows whose claim another run holds; return those claimable again."""
-        assert self.journal is not None
-        keys = [i.key for i in lost] + [a for i in lost for a in i.aliases]
-        known = await self.journal_call(self.journal.get(self.job_id, keys))
-        again: list[Item] = []
-        for item in lost:
-            entry = known.get(item.key)
-            if entry is None or claimable(entry):
-                entry = next(
-                    (known[a] for a in item.aliases if a in known and not claimable(known[a])),
-                    entry,
-                )
-            if entry is None or claimable(entry):
-                again.append(item)  # it changed since the claim: try again
-            elif entry.status == "sent":
-                await self.emit(
-                    Outcome(
-                        message=item.message,
-                        status="skipped",
-                        recipient=item.recipient,
-                        route=entry.route,
-                        reason=REASON_ALREADY_SENT,
-                    ),
-                    item,
-                )
-            else:
-                await self._in_doubt([item], entry)
-        return again
-
-    async def _in_doubt(self, items: list[Item], entry: JournalEntry | None) -> None:
-        state = "pending" if entry is None else entry.status
-        cause = "" if entry is None else f" ({entry.error or 'in flight'})"
-        error = OutcomeUnknownError(
-            f"another run of job {self.job_id!r} holds this recipient {state!r}{cause}: it is "
-            "being sent now, or a run that died left it in doubt; it is not sent again here: "
-            "reconcile it through the provider's status call"
-        )
-        for item in items:
-            await self.emit(
-                Outcome(
-                    message=item.message,
-                    status="unknown",
-                    recipient=item.recipient,
-                    error=error,
-                    route=None if entry is None else entry.route,
-                    reason=REASON_IN_DOUBT,
-                ),
-                item,
-            )
 
     async def deliver(self, items: list[Item], index: int) -> None:
         """Send rows on route ``index``, in batches that fit it."""
@@ -474,6 +180,10 @@ class Sender:
             if isinstance(error, RateLimitedError):
                 self.limiter.penalize(error.retry_after)
             if not self.retry.should_retry(error, attempt):
+                if self._last_stop(items, index, error):
+                    # Decided before the probe lock is released: the next request waiting
+                    # for it sees the stop and is not sent.
+                    self._account_check(error, route)
                 return items, error
             self.meter.retries += 1
             if not isinstance(error, RateLimitedError):  # the limiter does that wait
@@ -546,7 +256,16 @@ class Sender:
             await self.deliver(items, index + 1)
         else:
             await self.finish(items, "failed", error, route)
-            self._account_check(error, route)
+
+    def _last_stop(self, items: list[Item], index: int, error: SmsGateError) -> bool:
+        """Whether :meth:`settle` will fail these rows for good on this route (no split,
+        no fallback): only then can the error say something about the whole account."""
+        if error.maybe_sent or (len(items) > 1 and isinstance(error, _SPLIT_ON)):
+            return False
+        return not (
+            index + 1 < len(self.policy.routes)
+            and (isinstance(error, CircuitOpenError) or self.policy.should_fall_back(error))
+        )
 
     def _account_check(self, error: SmsGateError, route: Route) -> None:
         """Stop the job on an error no other row can escape."""

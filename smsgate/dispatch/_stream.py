@@ -19,8 +19,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import sniffio
 
+from .._asynclib import running_library
 from ._values import Outcome
 
 if TYPE_CHECKING:
@@ -63,6 +63,11 @@ class _State:
         self.job.abandoned = True
         if self.scope is not None:
             self.scope.cancel()
+
+
+def _library() -> str:
+    """The running event loop's library: "asyncio" or "trio"."""
+    return running_library() or "asyncio"
 
 
 class OutcomeStream:
@@ -108,7 +113,7 @@ class OutcomeStream:
         self._send = None
         state.done = anyio.Event()
         runner = self._runner
-        library = sniffio.current_async_library()
+        library = _library()
 
         async def run() -> None:
             try:

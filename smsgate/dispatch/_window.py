@@ -137,15 +137,31 @@ def check_setting(value: object) -> WindowSetting:
 ENV_VAR = "SMSGATE_SEND_WINDOW"
 
 
-def resolve(
-    dispatcher: WindowSetting, route: WindowSetting, gateway_name: str
-) -> SendWindow | None:
-    """The window in force on one route: the route's own, else the dispatcher's; "auto"
-    is the default window for ippanel (advertising lines), none elsewhere (and none when
-    ``SMSGATE_SEND_WINDOW=off``)."""
+def _loopback(base_url: object) -> bool:
+    """Whether a gateway's ``base_url`` is this machine (a fake provider, a demo)."""
+    if not isinstance(base_url, str):
+        return False
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(base_url).hostname or "").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def resolve(dispatcher: WindowSetting, route: WindowSetting, gateway: object) -> SendWindow | None:
+    """The window in force on one route: the route's own, else the dispatcher's.
+
+    "auto" is the default window for a gateway named ``"ippanel"`` (advertising lines),
+    none elsewhere, none for a gateway whose ``base_url`` is on this machine (the fake
+    provider of ``smsgate fake-server`` and the demo), and none when
+    ``SMSGATE_SEND_WINDOW=off``.
+    """
     chosen = route if route != AUTO else dispatcher
     if chosen == AUTO:
         if os.environ.get(ENV_VAR, "").strip().lower() in ("off", "0", "no", "false"):
             return None
-        return SendWindow() if gateway_name == "ippanel" else None
+        if getattr(gateway, "name", None) != "ippanel":
+            return None
+        if _loopback(getattr(gateway, "base_url", None)):
+            return None
+        return SendWindow()
     return chosen if isinstance(chosen, SendWindow) else None

@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 
+from .._asynclib import running_library
 from ..exceptions import ConfigurationError
 
 __all__ = [
@@ -171,15 +172,8 @@ def _errors() -> Any:
 
 
 def require_asyncio() -> None:
-    try:
-        import sniffio
-    except ImportError:  # trio depends on sniffio: without it, only asyncio can be running
-        return
-    try:
-        library = sniffio.current_async_library()
-    except sniffio.AsyncLibraryNotFoundError:
-        return
-    if library != "asyncio":
+    library = running_library()
+    if library not in (None, "asyncio"):
         raise ConfigurationError(
             f"PostgresJournal needs asyncio (asyncpg runs on it), not {library}; "
             "run the job under asyncio, or use SqliteJournal under trio"

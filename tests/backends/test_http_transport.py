@@ -13,6 +13,7 @@ import contextlib
 import gzip
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -476,6 +477,50 @@ async def test_h11_pool_timeout_is_not_sent() -> None:
             group.cancel_scope.cancel()
     assert isinstance(error, smsgate.NotSentError)
     assert "PoolTimeout" in str(error)
+
+
+@contextlib.contextmanager
+def tls_server(certificate: Any) -> Iterator[str]:
+    """A keep-alive answering server on 127.0.0.1 behind TLS (``certificate``: trustme's)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    certificate.configure_cert(context)
+    connections: list[int] = []
+    plain = keep_alive(connections)
+
+    def behaviour(conn: socket.socket, stop: threading.Event) -> None:
+        try:
+            wrapped = context.wrap_socket(conn, server_side=True)
+        except (ssl.SSLError, OSError):
+            return  # the client refused our certificate
+        try:
+            plain(wrapped, stop)
+        finally:
+            wrapped.close()
+
+    with raw_server(behaviour) as url:
+        yield url.replace("http://", "https://")
+
+
+@pytest.mark.anyio
+async def test_h11_over_tls_verifies_the_certificate() -> None:
+    """https: a certificate from a trusted CA for the host works; the default CA bundle
+    refuses a private CA's certificate (ConnectError: nothing was sent)."""
+    trustme = pytest.importorskip("trustme")
+    authority = trustme.CA()
+    certificate = authority.issue_cert("127.0.0.1")
+    trusting = ssl.create_default_context()
+    authority.configure_trust(trusting)
+    with tls_server(certificate) as url:
+        transport = H11Transport(max_connections=2, verify=trusting)
+        try:
+            assert await _h11_send(transport, url + "/x") == b"[0]"
+            assert await _h11_send(transport, url + "/x") == b"[0]"
+        finally:
+            await transport.aclose()
+        async with Probe(base_url=url, transport="h11") as gateway:
+            error = await gateway.post()
+    assert isinstance(error, smsgate.NotSentError)
+    assert "certificate" in str(error).lower()
 
 
 # -- through the gateway: smsgate errors, on both event loops, on every transport ------

@@ -413,3 +413,42 @@ async def test_a_failing_journal_in_a_stream() -> None:
 def test_reasons_are_public() -> None:
     assert REASON_DUPLICATE == "duplicate"
     assert REASON_ALREADY_SENT == "already sent (journal)"
+
+
+# -- telemetry -------------------------------------------------------------------------------------
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.outcomes: dict[str, int] = {}
+        self.waits: list[float] = []
+
+    def request(self, **_kwargs: Any) -> Any:
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    def outcome(self, *, provider: str | None, route: str | None, status: str, count: int) -> None:
+        self.outcomes[status] = self.outcomes.get(status, 0) + count
+
+    def limiter_wait(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+    def breaker_state(self, route: str, state: str) -> None:
+        pass
+
+
+async def test_telemetry_sees_every_outcome_and_limiter_wait() -> None:
+    from smsgate import _telemetry
+
+    recorder = Recorder()
+    _telemetry.install(recorder)
+    try:
+        gw = FakeGateway(max_recipients=10)
+        messages = [*rows(25), *rows(2), Message(to="12", text="x"), Message(to="0912", text="")]
+        report = await BulkDispatcher(gw, rate_limit=RateLimit(1000)).run(messages)
+    finally:
+        _telemetry.uninstall()
+    assert recorder.outcomes == {"sent": 25, "skipped": 2, "failed": 2}
+    assert report.total == 29
+    assert len(recorder.waits) == report.requests

@@ -60,15 +60,21 @@ def test_the_window_value() -> None:
 
 def test_auto_is_on_for_ippanel_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SMSGATE_SEND_WINDOW", raising=False)
-    assert resolve("auto", "auto", "ippanel") == SendWindow()
-    assert resolve("auto", "auto", "negin") is None
-    assert resolve(None, "auto", "ippanel") is None
+    ippanel = FakeGateway(name="ippanel")
+    negin = FakeGateway(name="negin")
+    assert resolve("auto", "auto", ippanel) == SendWindow()
+    assert resolve("auto", "auto", negin) is None
+    assert resolve(None, "auto", ippanel) is None
     own = SendWindow("09:00", "21:00")
-    assert resolve(None, own, "negin") == own
-    assert resolve("auto", None, "ippanel") is None
+    assert resolve(None, own, negin) == own
+    assert resolve("auto", None, ippanel) is None
+    local = FakeGateway(name="ippanel")
+    local.base_url = "http://127.0.0.1:8765"  # type: ignore[attr-defined]
+    assert resolve("auto", "auto", local) is None  # a fake provider on this machine
+    assert resolve(SendWindow(), "auto", local) == SendWindow()
     monkeypatch.setenv("SMSGATE_SEND_WINDOW", "off")
-    assert resolve("auto", "auto", "ippanel") is None
-    assert resolve(SendWindow(), "auto", "ippanel") == SendWindow()
+    assert resolve("auto", "auto", ippanel) is None
+    assert resolve(SendWindow(), "auto", ippanel) == SendWindow()
 
 
 async def test_a_job_started_at_2259_pauses_at_2300_and_resumes_at_0800() -> None:

@@ -397,3 +397,21 @@ async def test_telemetry_request_context_around_each_request(anyio_backend: str)
         {"provider": "probe", "operation": "/y", "recipients": 0, "parts": 0, "attempt": 1},
     ]
     assert outcomes == ["ok", "ProviderUnavailableError"]
+
+
+async def test_a_custom_transport_error_keeps_its_phase() -> None:
+    """A borrowed client's transport raising its own ConnectError subclass (another
+    constructor) is still 'not sent', and nothing of it is chained."""
+
+    class Refused(httpx.ConnectError):
+        def __init__(self, host: str, port: int, request: httpx.Request) -> None:
+            super().__init__(f"refused by {host}:{port}", request=request)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise Refused("10.0.0.1", 443, request)
+
+    gw = probe(handler)
+    with pytest.raises(smsgate.NotSentError) as info:
+        await gw.call()
+    assert "refused by 10.0.0.1:443" in str(info.value)
+    assert info.value.__cause__ is None and info.value.__context__ is None

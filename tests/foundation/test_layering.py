@@ -10,6 +10,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "smsgate"
 # module prefix -> smsgate modules it must never import
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "smsgate.exceptions": ("smsgate.",),
+    "smsgate._asynclib": ("smsgate.",),
+    "smsgate._telemetry": ("smsgate.",),
     "smsgate._phone": (
         "smsgate._models",
         "smsgate.backends",

@@ -12,11 +12,13 @@ journal. Every text produced is scanned for the password in each encoding it can
 
 from __future__ import annotations
 
+import gc
 import html
 import json
 import logging
 import pickle
 import re
+import sys
 import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -649,3 +651,39 @@ async def test_own_transport_failure_chain_holds_no_request(
     texts = everything_about(info.value)
     assert leaks(texts) == []
     assert leaks_of(PASSWORD, texts) == []
+
+
+def _process_caches() -> list[str]:
+    """The reprs of every key and value held by an lru_cache of any loaded module (yarl,
+    urllib, httpx...): a cache there lives as long as the process."""
+    texts: list[str] = []
+    for module in list(sys.modules.values()):
+        for value in list(getattr(module, "__dict__", {}).values()):
+            if not callable(value) or not hasattr(value, "cache_info"):
+                continue
+            for ref in gc.get_referents(value):
+                if isinstance(ref, dict):
+                    texts += [repr(k) + repr(v) for k, v in list(ref.items())]
+    return texts
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("transport", ["auto", "httpx", "h11"])
+async def test_no_process_cache_keeps_the_password(transport: str, anyio_backend: str) -> None:
+    """After sends on the query-string pattern endpoint (password in the URL) and the op
+    endpoint (password in the form), no lru_cache in the process holds the password."""
+    password = f"Uniq-{transport}-{anyio_backend}-p@ss/+ÿ"
+    fake = FakeProvider(password=password)
+    fake.ippanel.add_pattern("abc123", "%name% خوش آمدید")
+    with serve_loopback(fake, log_level="critical") as server:
+        async with smsgate.IppanelGateway(
+            username="user",
+            password=password,
+            sender="+983000505",
+            base_url=server.url,
+            pattern_endpoint="patterns/pattern",
+            transport=transport,  # type: ignore[arg-type]
+        ) as gw:
+            await gw.send_pattern("09121234567", pattern_code="abc123", values={"name": "Ali"})
+            await gw.send("09121234567", "a campaign text")
+    assert leaks_of(password, _process_caches()) == []

@@ -39,9 +39,10 @@ class IppanelGateway(SendingMixin, ReportsMixin):
             credentials in the request body. ``"patterns/pattern"`` (the URL endpoint many
             panels document) puts them in the query string.
         allow_insecure_http: Permit a plain ``http://`` base URL off loopback.
-        transport: ``"auto"`` (default: aiohttp under asyncio, httpx under trio or with
-            ``http_client``), ``"httpx"`` (an httpx client of our own, which ``respx.mock``
-            sees) or ``"aiohttp"`` (asyncio only); see the Testing page.
+        transport: ``"auto"`` (default: httpx with ``http_client``, else aiohttp under
+            asyncio and a small h11 client under trio), ``"httpx"`` (an httpx client of
+            our own, which ``respx.mock`` sees), ``"aiohttp"`` (asyncio only) or ``"h11"``;
+            see the Testing page.
 
     Raises:
         ConfigurationError: For a missing credential, a malformed sender line, a bad URL

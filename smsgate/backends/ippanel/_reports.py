@@ -71,14 +71,15 @@ class ReportsMixin(IppanelBase):
             AuthenticationError: Wrong credentials.
             ProtocolError: The answer holds no number.
         """
-        payload, answer = await self._op("credit", {}, idempotent=True)
-        data = self._unwrap(payload, answer, idempotent=True)
-        amount = _as_decimal(data)
-        if amount is None:
-            raise self._protocol_error(
-                "ippanel's credit answer is not a number", answer, idempotent=True
-            )
-        return amount
+        with self._observe("credit"):
+            payload, answer = await self._op("credit", {}, idempotent=True)
+            data = self._unwrap(payload, answer, idempotent=True)
+            amount = _as_decimal(data)
+            if amount is None:
+                raise self._protocol_error(
+                    "ippanel's credit answer is not a number", answer, idempotent=True
+                )
+            return amount
 
     async def delivery(self, ref: SendReceipt | str, /) -> list[DeliveryReport]:
         """Each recipient's delivery state (``op=delivery``).
@@ -106,30 +107,28 @@ class ReportsMixin(IppanelBase):
         """
         bulk = self._bulk_ref(ref)
         fields = {"uinqid": bulk, "Uniqid": bulk}
-        payload, answer = await self._op("delivery", fields, idempotent=True)
-        items = self._delivery_items(payload, answer)
-        if items is None:
-            raise UnknownMessageError(
-                provider=self.name, detail=f"no delivery data for bulk id {bulk}"
-            )
-        reports: list[DeliveryReport] = []
-        for item in items:
-            parsed = _parse_delivery_item(item)
-            if parsed is None:
+        with self._observe("delivery"):
+            payload, answer = await self._op("delivery", fields, idempotent=True)
+            items = self._delivery_items(payload, answer)
+            if items is None:
+                raise UnknownMessageError(
+                    provider=self.name, detail=f"no delivery data for bulk id {bulk}"
+                )
+            parsed = [_parse_delivery_item(item) for item in items]
+            if any(p is None for p in parsed):
                 raise self._protocol_error(
                     "ippanel's delivery list holds an unreadable entry", answer, idempotent=True
                 )
-            number, status = parsed
-            reports.append(
-                DeliveryReport(
-                    message_id=bulk,
-                    recipient=number,
-                    state=delivery_state(status),
-                    provider_status=status,
-                    provider=self.name,
-                )
+        return [
+            DeliveryReport(
+                message_id=bulk,
+                recipient=number,
+                state=delivery_state(status),
+                provider_status=status,
+                provider=self.name,
             )
-        return reports
+            for number, status in (p for p in parsed if p is not None)
+        ]
 
     def _delivery_items(self, payload: Any, answer: HttpAnswer) -> list[Any] | None:
         """The ``"<number>:<status>"`` items of a delivery answer; ``None`` for "no such bulk".
@@ -180,19 +179,20 @@ class ReportsMixin(IppanelBase):
             ProtocolError: The answer could not be read.
         """
         bulk = self._bulk_ref(ref)
-        payload, answer = await self._op("checkmessage", {"messageid": bulk}, idempotent=True)
-        data = self._unwrap(payload, answer, idempotent=True)
-        if isinstance(data, str) and data.strip().startswith("{"):
-            data = self._second_level(data, answer)
-        if not isinstance(data, Mapping):
-            raise self._protocol_error(
-                "ippanel's checkmessage answer is not an object", answer, idempotent=True
-            )
-        status = as_text(_first(data, "statusmessage", "status"))
-        if status is None:
-            raise self._protocol_error(
-                "ippanel's checkmessage answer has no statusMessage", answer, idempotent=True
-            )
+        with self._observe("checkmessage"):
+            payload, answer = await self._op("checkmessage", {"messageid": bulk}, idempotent=True)
+            data = self._unwrap(payload, answer, idempotent=True)
+            if isinstance(data, str) and data.strip().startswith("{"):
+                data = self._second_level(data, answer)
+            if not isinstance(data, Mapping):
+                raise self._protocol_error(
+                    "ippanel's checkmessage answer is not an object", answer, idempotent=True
+                )
+            status = as_text(_first(data, "statusmessage", "status"))
+            if status is None:
+                raise self._protocol_error(
+                    "ippanel's checkmessage answer has no statusMessage", answer, idempotent=True
+                )
         validation = as_text(_first(data, "validmessage", "valid"))
         return MessageStatus(
             message_id=bulk,

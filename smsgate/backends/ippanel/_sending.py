@@ -82,14 +82,9 @@ class SendingMixin(IppanelBase):
             if not isinstance(send_at, datetime):
                 raise InvalidMessageError("send_at must be a datetime")
             fields["time"] = _format_send_at(send_at)
-        payload, answer = await self._op(
-            "send",
-            fields,
-            idempotent=False,
-            recipients=len(recipients),
-            parts=segments(text).parts,
-        )
-        bulk = self._send_answer(payload, answer)
+        with self._observe("send", recipients=len(recipients), parts=segments(text).parts):
+            payload, answer = await self._op("send", fields, idempotent=False)
+            bulk = self._send_answer(payload, answer)
         return self._receipt(bulk, recipients, line, payload)
 
     async def send_pattern(
@@ -134,51 +129,52 @@ class SendingMixin(IppanelBase):
         local = to_local(recipient)
         input_data = json.dumps(variables, separators=(",", ":"), ensure_ascii=False)
         endpoint = self.pattern_endpoint
-        if endpoint == "patterns/pattern":
-            # Endpoint C: every parameter in the query string, credentials included (the log
-            # filter and _drop_secret_cause keep them out of logs and errors).
-            params = {
-                "username": self._username,
-                "password": self._password,
-                "from": line,
-                "to": _to_json_array([local]),
-                "input_data": input_data,
-                "pattern_code": code,
-            }
-            try:
-                answer = await self._request(
-                    "POST", "/patterns/pattern", params=params, idempotent=False
-                )
-            except TransportError as exc:
-                _drop_secret_cause(exc, _LOG_FILTER.scrub)
-                raise
-            payload = self._decode(answer, idempotent=False)
-        elif endpoint == "sendPattern":
-            fields = {
-                "from": line,
-                "pattern_code": code,
-                "to": _to_json_array([local]),
-                "input_data": input_data,
-            }
-            payload, answer = await self._op("sendPattern", fields, idempotent=False)
-        else:
-            # Endpoint B: JSON body, ``user`` (not ``uname``), a single ``toNum`` string and
-            # ``inputData`` as an array holding one object.
-            body = {
-                "op": "pattern",
-                "user": self._username,
-                "pass": self._password,
-                "fromNum": line,
-                "toNum": local,
-                "patternCode": code,
-                "inputData": [variables],
-            }
-            answer = await self._request("POST", "/api/select", json_body=body)
-            payload = self._decode(answer, idempotent=False)
-        # One rule for every send answer: a bare number is a bulk id only when it is big
-        # enough; a known code or a small number is a refusal (docs/protocols/ippanel.md
-        # "Bare numbers").
-        bulk = self._send_answer(payload, answer)
+        with self._observe("pattern", recipients=1):
+            if endpoint == "patterns/pattern":
+                # Endpoint C: every parameter in the query string, credentials included (the log
+                # filter and _drop_secret_cause keep them out of logs and errors).
+                params = {
+                    "username": self._username,
+                    "password": self._password,
+                    "from": line,
+                    "to": _to_json_array([local]),
+                    "input_data": input_data,
+                    "pattern_code": code,
+                }
+                try:
+                    answer = await self._request(
+                        "POST", "/patterns/pattern", params=params, idempotent=False
+                    )
+                except TransportError as exc:
+                    _drop_secret_cause(exc, _LOG_FILTER.scrub)
+                    raise
+                payload = self._decode(answer, idempotent=False)
+            elif endpoint == "sendPattern":
+                fields = {
+                    "from": line,
+                    "pattern_code": code,
+                    "to": _to_json_array([local]),
+                    "input_data": input_data,
+                }
+                payload, answer = await self._op("sendPattern", fields, idempotent=False)
+            else:
+                # Endpoint B: JSON body, ``user`` (not ``uname``), a single ``toNum`` string and
+                # ``inputData`` as an array holding one object.
+                body = {
+                    "op": "pattern",
+                    "user": self._username,
+                    "pass": self._password,
+                    "fromNum": line,
+                    "toNum": local,
+                    "patternCode": code,
+                    "inputData": [variables],
+                }
+                answer = await self._request("POST", "/api/select", json_body=body)
+                payload = self._decode(answer, idempotent=False)
+            # One rule for every send answer: a bare number is a bulk id only when it is big
+            # enough; a known code or a small number is a refusal (docs/protocols/ippanel.md
+            # "Bare numbers").
+            bulk = self._send_answer(payload, answer)
         return self._receipt(bulk, (recipient,), line, payload)
 
 

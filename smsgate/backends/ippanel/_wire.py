@@ -210,8 +210,6 @@ class IppanelBase(HttpGateway):
         fields: Mapping[str, str],
         *,
         idempotent: bool,
-        recipients: int = 0,
-        parts: int = 0,
     ) -> tuple[Any, HttpAnswer]:
         """POST one op to ``/services.jspd``, form-encoded (docs/protocols/ippanel.md)."""
         data = {"uname": self._username, "pass": self._password, "op": op, **fields}
@@ -221,8 +219,6 @@ class IppanelBase(HttpGateway):
             data=data,
             idempotent=idempotent,
             operation=op,
-            recipients=recipients,
-            parts=parts,
         )
         return self._decode(answer, idempotent=idempotent), answer
 
@@ -382,12 +378,14 @@ class IppanelBase(HttpGateway):
         return count
 
     async def _query_list(self, op: str, fields: Mapping[str, str]) -> tuple[Any, HttpAnswer]:
-        payload, answer = await self._op(op, fields, idempotent=True)
-        return self._unwrap(payload, answer, idempotent=True), answer
+        with self._observe(op):
+            payload, answer = await self._op(op, fields, idempotent=True)
+            return self._unwrap(payload, answer, idempotent=True), answer
 
     async def _bulk_send(self, op: str, fields: Mapping[str, str]) -> SendReceipt:
-        payload, answer = await self._op(op, fields, idempotent=False)
-        bulk = self._send_answer(payload, answer)
+        with self._observe(op):
+            payload, answer = await self._op(op, fields, idempotent=False)
+            bulk = self._send_answer(payload, answer)
         return self._receipt(bulk, (), fields["from"], payload)
 
 

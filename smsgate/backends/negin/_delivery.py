@@ -109,12 +109,11 @@ class DeliveryMixin(NeginBase):
             "message_ids": ",".join(ids),
         }
         async with self._slots:
-            answer = await self._request(
-                "POST", self._states_path, data=form, idempotent=True, operation="states"
-            )
-        status, body = self._envelope(answer, idempotent=True)
-        if status >= 0:
-            raise self._error(status, body.get("msg"))
+            with self._observe("states", recipients=len(ids)):
+                answer = await self._request("POST", self._states_path, data=form, idempotent=True)
+                status, body = self._envelope(answer, idempotent=True)
+                if status >= 0:
+                    raise self._error(status, body.get("msg"))
         data = body.get("data")
         if not isinstance(data, dict):
             raise self._protocol_error(

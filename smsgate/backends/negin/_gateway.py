@@ -117,9 +117,10 @@ class NeginGateway(SendingMixin, DeliveryMixin):
         extra_params: More form fields for every send (e.g. ``{"life_time": "60"}``,
             docs/protocols/negin.md §3.1); they may not replace the gateway's own fields.
         allow_insecure_http: Permit a plain ``http://`` base URL off loopback.
-        transport: ``"auto"`` (default: aiohttp under asyncio, httpx under trio or with
-            ``http_client``), ``"httpx"`` (an httpx client of our own, which ``respx.mock``
-            sees) or ``"aiohttp"`` (asyncio only); see the Testing page.
+        transport: ``"auto"`` (default: httpx with ``http_client``, else aiohttp under
+            asyncio and a small h11 client under trio), ``"httpx"`` (an httpx client of
+            our own, which ``respx.mock`` sees), ``"aiohttp"`` (asyncio only) or ``"h11"``;
+            see the Testing page.
 
     Raises:
         ConfigurationError: For settings that cannot work, before any I/O.

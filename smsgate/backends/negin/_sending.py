@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from ..._models import SendReceipt
 from ..._phone import to_national
+from ..._segments import segments
 from .._fanout import fan_out, settle
 from .._parse import as_text
 from ._base import NeginBase, Sent, logger
@@ -65,12 +66,11 @@ class SendingMixin(NeginBase):
             **fields,
         }
         async with self._slots:
-            answer = await self._request(
-                "POST", self._send_path, data=form, operation="send", recipients=1
-            )
-        status, body = self._envelope(answer, idempotent=False)
-        if status >= 0:
-            raise self._error(status, body.get("msg"), sending=True)
+            with self._observe("send", recipients=1, parts=segments(text).parts):
+                answer = await self._request("POST", self._send_path, data=form)
+                status, body = self._envelope(answer, idempotent=False)
+                if status >= 0:
+                    raise self._error(status, body.get("msg"), sending=True)
         data = body.get("data")
         message_id = as_text(data.get("message_id")) if isinstance(data, dict) else None
         if message_id is None:
