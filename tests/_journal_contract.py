@@ -9,9 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from smsgate import DeliveryReport, DeliveryState
-from smsgate.dispatch import JournalEntry, journal_key
-from smsgate.dispatch._journal import DeliveryUpdate
-from smsgate.dispatch._reconcile import reconcile, record_reconciled
+from smsgate.dispatch import DeliveryUpdate, JournalEntry, journal_key, reconcile, record_reconciled
 
 
 def entry(n: int, status: str = "pending", text: str = "hello", **fields: Any) -> JournalEntry:

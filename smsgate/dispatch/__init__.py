@@ -22,7 +22,14 @@ from typing import TYPE_CHECKING, Any
 from ._breaker import CircuitBreaker, CircuitOpenError
 from ._dispatcher import MAX_CONCURRENCY, BulkDispatcher, DispatcherStatistics
 from ._fallback import FallbackPolicy, Route, RouteBreaker
-from ._journal import Journal, JournalEntry, JournalStatus, MemoryJournal, journal_key
+from ._journal import (
+    DeliveryUpdate,
+    Journal,
+    JournalEntry,
+    JournalStatus,
+    MemoryJournal,
+    journal_key,
+)
 from ._limiter import LimiterStatistics, RateLimit, RateLimiter, RateUnit, TokenBucket
 from ._reconcile import Reconciled, reconcile, record_reconciled
 from ._retry import RetryPolicy
@@ -75,6 +82,7 @@ __all__ = [
     "BulkReport",
     "CircuitBreaker",
     "CircuitOpenError",
+    "DeliveryUpdate",
     "DispatcherStatistics",
     "Estimate",
     "FallbackPolicy",

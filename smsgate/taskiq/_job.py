@@ -30,7 +30,7 @@ import anyio
 import attrs
 
 from .._models import Message
-from ..dispatch._values import BulkReport, Outcome, OutcomeStatus, Progress
+from ..dispatch import BulkReport, Outcome, OutcomeStatus, Progress
 from ..exceptions import ConfigurationError, SmsGateError
 
 __all__ = ["JobHandle", "JobKeys", "decode_rows", "encode_rows", "open_job"]

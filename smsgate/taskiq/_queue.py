@@ -11,11 +11,15 @@ import anyio
 import attrs
 
 from .._models import Message
-from ..dispatch._dispatcher import BulkDispatcher
-from ..dispatch._fallback import FallbackPolicy
-from ..dispatch._journal import Journal
-from ..dispatch._limiter import RateLimit
-from ..dispatch._values import BulkReport, Outcome, Progress
+from ..dispatch import (
+    BulkDispatcher,
+    BulkReport,
+    FallbackPolicy,
+    Journal,
+    Outcome,
+    Progress,
+    RateLimit,
+)
 from ..exceptions import ConfigurationError, JobStoppedError
 from ._job import (
     FINISH_SCRIPT,
@@ -389,7 +393,7 @@ def _open_journal(
         # request, which bunches requests at the provider.
         built: Journal = PostgresJournal(path, pool_size=max(4, min(concurrency, 32)))
         return built, True
-    from ..dispatch._sqlite_journal import SqliteJournal
+    from ..dispatch import SqliteJournal
 
     return SqliteJournal(path.removeprefix("sqlite:///")), True
 

@@ -13,8 +13,14 @@ from smsgate import (
     RecipientOptedOutError,
     SmsGateError,
 )
-from smsgate.dispatch import BulkDispatcher, FallbackPolicy, Route, RouteBreaker
-from smsgate.dispatch._breaker import CircuitBreaker, CircuitOpenError
+from smsgate.dispatch import (
+    BulkDispatcher,
+    CircuitBreaker,
+    CircuitOpenError,
+    FallbackPolicy,
+    Route,
+    RouteBreaker,
+)
 from smsgate.testing import FakeGateway
 
 pytestmark = pytest.mark.anyio

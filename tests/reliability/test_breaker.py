@@ -11,9 +11,8 @@ import anyio.lowlevel
 import pytest
 
 import smsgate
-from smsgate.dispatch import BulkDispatcher, FallbackPolicy, Route
+from smsgate.dispatch import BulkDispatcher, FallbackPolicy, Route, RouteBreaker
 from smsgate.dispatch._breaker import CircuitBreaker, CircuitOpenError, Permit
-from smsgate.dispatch._fallback import RouteBreaker
 from smsgate.testing import FakeClock
 
 DOWN = smsgate.ProviderUnavailableError("down", provider="negin", code="HTTP 503")

@@ -18,8 +18,7 @@ import anyio
 import pytest
 
 import smsgate
-from smsgate.dispatch import BulkDispatcher, RateLimit
-from smsgate.dispatch._sqlite_journal import SqliteJournal
+from smsgate.dispatch import BulkDispatcher, RateLimit, SqliteJournal
 from smsgate.testing import FakeProvider, Faults, LoopbackServer, serve_loopback
 
 from ._support import duplicates, gateway, ledger_counts, numbers

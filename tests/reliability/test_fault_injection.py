@@ -22,9 +22,14 @@ import anyio
 import pytest
 
 import smsgate
-from smsgate.dispatch import BulkDispatcher, JournalEntry, Outcome
-from smsgate.dispatch._reconcile import reconcile, record_reconciled
-from smsgate.dispatch._sqlite_journal import SqliteJournal
+from smsgate.dispatch import (
+    BulkDispatcher,
+    JournalEntry,
+    Outcome,
+    SqliteJournal,
+    reconcile,
+    record_reconciled,
+)
 from smsgate.testing import FakeProvider, Faults, serve_loopback
 
 from ._support import (

@@ -28,8 +28,7 @@ from typing import Any
 import anyio
 import pytest
 
-from smsgate.dispatch._reconcile import reconcile, record_reconciled
-from smsgate.dispatch._sqlite_journal import SqliteJournal, summarize
+from smsgate.dispatch import SqliteJournal, reconcile, record_reconciled, summarize
 from smsgate.testing import FakeProvider, Faults, serve_loopback
 
 from ._support import duplicates, e164, gateway, ledger_counts, ledger_lookup, record_figures

@@ -8,9 +8,14 @@ import pytest
 
 import smsgate
 from smsgate import DeliveryReport, DeliveryState, Message, SendReceipt
-from smsgate.dispatch import JournalEntry, MemoryJournal, journal_key
-from smsgate.dispatch._reconcile import reconcile, record_reconciled
-from smsgate.dispatch._values import Outcome
+from smsgate.dispatch import (
+    JournalEntry,
+    MemoryJournal,
+    Outcome,
+    journal_key,
+    reconcile,
+    record_reconciled,
+)
 from smsgate.testing import FakeClock, FakeProvider
 
 from ._support import asgi_client

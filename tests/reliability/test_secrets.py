@@ -30,8 +30,7 @@ import pytest
 
 import smsgate
 from smsgate.backends._http import HttpGateway
-from smsgate.dispatch import BulkDispatcher, FallbackPolicy, Route
-from smsgate.dispatch._sqlite_journal import SqliteJournal
+from smsgate.dispatch import BulkDispatcher, FallbackPolicy, Route, SqliteJournal
 from smsgate.testing import FakeProvider, serve_loopback
 
 from .test_parsers_hypothesis import IPPANEL_OPS, NEGIN_OPS, Op

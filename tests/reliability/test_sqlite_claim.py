@@ -77,7 +77,7 @@ _CLAIMER = textwrap.dedent(
     import json, random, sys
     import anyio
     from smsgate.dispatch import JournalEntry
-    from smsgate.dispatch._sqlite_journal import SqliteJournal
+    from smsgate.dispatch import SqliteJournal
 
     async def main() -> None:
         path, first, count, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])

@@ -98,7 +98,7 @@ _KILLED_CHILD = textwrap.dedent(
     import os, signal, sys
     import anyio
     from smsgate.dispatch import JournalEntry
-    from smsgate.dispatch._sqlite_journal import SqliteJournal
+    from smsgate.dispatch import SqliteJournal
 
     async def main() -> None:
         journal = SqliteJournal(sys.argv[1], synchronous=sys.argv[2])
