@@ -73,6 +73,14 @@ def build_queue(
     import smsgate
     from smsgate.taskiq import BulkQueue
 
+    if broker_url.startswith(("redis://", "rediss://", "unix://")):
+        raise click.BadParameter(
+            "the queue must be a RabbitMQ URL (amqp://user:password@host:5672/), not Redis: "
+            "a Redis stream broker hands a dead worker's chunk to another only after an idle "
+            "timeout and only while new tasks arrive (docs/scaling-out.md). Redis is the "
+            "shared limiter and progress store: pass it as --redis.",
+            param_hint="--queue",
+        )
     if not broker_url.startswith(("amqp://", "amqps://")):
         raise click.BadParameter(
             "the queue must be a RabbitMQ URL (amqp://user:password@host:5672/)",

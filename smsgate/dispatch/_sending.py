@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
+
 from .. import _telemetry
 from .._models import SendReceipt
 from ..exceptions import (
@@ -135,20 +137,27 @@ class Sender(JobState):
             attempt += 1
             if self.stopping is None:
                 await self.wait_window(index, items[0])
-            if self.stopping is None:
-                await self._pace(len(items), message.text)
-                if not self.window_open(index):
-                    attempt -= 1  # the window closed while it waited: wait again
-                    continue
             if self.stopping is not None or self.abandoned:
                 await self.fail_stopped(items, route)
                 return None
             if self.journal is not None and not items[0].claimed:
-                # Claimed as late as possible (after the window and the limiter), so rows
-                # left waiting by a cancelled job are not in doubt: only what was sent is.
+                # Claimed before the rate limiter, not after it: the grant is then followed
+                # by the request itself, with no journal write (whose wait varies with the
+                # other runs sharing the journal) between them, so requests reach the
+                # provider at the pace the limiter granted. Claimed rows still waiting when
+                # the job is stopped or cancelled are released (JobStoppedError), never
+                # left in doubt: only what was sent is.
                 items = await self._claim(items)
                 if not items:
                     return None
+            if self.stopping is None:
+                await self._pace_claimed(items, route, message.text)
+                if not self.window_open(index):
+                    attempt -= 1  # the window closed while it waited: wait again
+                    continue
+            if self._halted():  # stopped (or the stream left) while it waited
+                await self.fail_stopped(items, route)
+                return None
             permit = None
             if breaker is not None:
                 permit = breaker.acquire(route.name)
@@ -188,6 +197,19 @@ class Sender(JobState):
             self.meter.retries += 1
             if not isinstance(error, RateLimitedError):  # the limiter does that wait
                 await self.ctx.sleep(self.retry.wait(attempt, rng=self.ctx.rng))
+
+    def _halted(self) -> bool:
+        return self.stopping is not None or self.abandoned
+
+    async def _pace_claimed(self, items: list[Item], route: Route, text: str) -> None:
+        """Wait for the limiter; if cancelled there, release this run's claims first."""
+        try:
+            await self._pace(len(items), text)
+        except anyio.get_cancelled_exc_class():
+            if self.journal is not None and any(i.claimed for i in items):
+                with anyio.CancelScope(shield=True):
+                    await self.record(items, "failed", route, error=self.stopped_error())
+            raise
 
     async def _pace(self, count: int, text: str) -> None:
         limiter = self.limiter

@@ -104,6 +104,31 @@ async def test_claims_are_written_before_the_request(tmp_path: Path) -> None:
     assert seen == [{"pending"}] * 3
 
 
+async def test_rows_claimed_then_waiting_for_the_limiter_are_released_on_cancel() -> None:
+    """Rows are claimed before the rate limiter (so the grant is followed by the request
+    itself); a job cancelled while they wait leaves none of them in doubt: the rerun sends
+    every row not sent, and no recipient twice."""
+    journal = MemoryJournal()
+    gw = FakeGateway()
+    first = anyio.Event()
+    gw.on_request = lambda _request: first.set()
+    messages = [Message(to=f"0912{i:07d}", text=f"text {i}") for i in range(12)]
+    dispatcher = BulkDispatcher(
+        gw, journal=journal, rate_limit=RateLimit(1, per=3600), concurrency=8
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(dispatcher.run, messages, "j")
+        await first.wait()
+        await anyio.wait_all_tasks_blocked()  # the others are claimed and wait for a grant
+        tg.cancel_scope.cancel()
+    statuses = [e.status for e in await journal.entries("j")]
+    assert "pending" not in statuses and "unknown" not in statuses
+    assert statuses.count("sent") == 1 and len(statuses) > 1
+    report = await BulkDispatcher(gw, journal=journal).run(messages, job_id="j")
+    assert (report.sent, report.skipped, report.unknown) == (11, 1, 0)
+    assert sorted(sends_per_recipient(gw).values()) == [1] * 12
+
+
 # -- one key per message --------------------------------------------------------------------------
 
 
