@@ -3,9 +3,10 @@
 For each batch a worker takes (see ``_job``):
 
 1. with a journal and ``recent_window``, rows another job sent lately are skipped;
-2. each request waits for the send window and the rate limiter, then (with a journal) its
-   rows are **claimed** (:meth:`Journal.claim`, in ``_claims``) and only the rows won go
-   out; a row lost to another run is reported from the journal (``skipped`` if it was
+2. each request waits for the send window; then (with a journal) its rows are
+   **claimed** (:meth:`Journal.claim`, in ``_claims``), it waits for the rate limiter
+   (claims still waiting are released if the job is stopped or cancelled), and only the
+   rows won go out; a row lost to another run is reported from the journal (``skipped`` if it was
    sent, ``unknown`` if it is pending or in doubt). While the job is not known to be
    healthy (its first request, or after a connection failure) one request goes at a time,
    so a wrong password or an unreachable host costs one request, not one per worker;
