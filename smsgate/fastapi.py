@@ -1,6 +1,6 @@
 """FastAPI integration: the delivery-report router and a gateway lifespan.
 
-Needs the ``fastapi`` extra (``pip install "smsgate-ir[fastapi]"``). This is the only module
+Needs the ``fastapi`` extra (``pip install ".[fastapi]"``). This is the only module
 of smsgate that imports FastAPI; ``import smsgate`` and ``import smsgate.webhooks`` never
 do::
 

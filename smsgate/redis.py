@@ -1,4 +1,4 @@
-"""A rate limiter shared by several processes through Redis (``pip install smsgate-ir[redis]``).
+"""A rate limiter shared by several processes through Redis (``pip install ".[redis]"``).
 
 Providers throttle per *account*: two workers sending for one panel account must share
 one budget. :class:`RedisRateLimiter` keeps the pacing state in Redis and decides every

@@ -91,7 +91,7 @@ def build_queue(
         from taskiq_aio_pika.queue import Queue
     except ImportError:
         raise click.UsageError(
-            "this needs the taskiq extra: pip install 'smsgate-ir[taskiq]'"
+            "this needs the taskiq extra: pip install '.[taskiq]' (in a checkout of smsgate)"
         ) from None
     broker = AioPikaBroker(broker_url, qos=1).with_queue(Queue(name=f"smsgate.{name}"))
     account = settings() if worker else None

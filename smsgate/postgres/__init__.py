@@ -1,4 +1,4 @@
-"""A journal on PostgreSQL, shared by processes and machines (``pip install smsgate-ir[postgres]``).
+"""A journal on PostgreSQL, shared by processes and machines (``pip install ".[postgres]"``).
 
 :class:`PostgresJournal` is the :class:`~smsgate.dispatch.Journal` for a bulk job that
 runs on several workers: every dispatcher claims rows before it sends them, and PostgreSQL

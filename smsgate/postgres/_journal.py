@@ -58,7 +58,7 @@ class PostgresJournal:
             or ``pool_size`` / ``timeout`` is not positive. A database that holds
             someone else's tables under these names, or a newer journal schema, raises
             it on first use; so does a call made under trio.
-        ImportError: asyncpg is not installed (``pip install smsgate-ir[postgres]``).
+        ImportError: asyncpg is not installed (``pip install ".[postgres]"``).
     """
 
     def __init__(

@@ -68,7 +68,7 @@ def import_redis() -> Any:
         import redis.asyncio as redis_asyncio
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "smsgate.taskiq needs redis-py: pip install 'smsgate-ir[taskiq]'"
+            "smsgate.taskiq needs redis-py: pip install '.[taskiq]' (in a checkout of smsgate)"
         ) from exc
     return redis_asyncio
 

@@ -159,7 +159,9 @@ class BulkQueue:
         try:
             from taskiq import TaskiqEvents
         except ImportError as exc:
-            raise ImportError("BulkQueue needs taskiq: pip install 'smsgate-ir[taskiq]'") from exc
+            raise ImportError(
+                "BulkQueue needs taskiq: pip install '.[taskiq]' (in a checkout of smsgate)"
+            ) from exc
 
         async def bulk_chunk(
             job_id: str, run: int, index: int, rows: dict[str, Any], attempt: int = 0
@@ -386,7 +388,8 @@ def _open_journal(
             from ..postgres import PostgresJournal  # type: ignore[import-not-found,unused-ignore]
         except ImportError as exc:
             raise ConfigurationError(
-                "a PostgreSQL journal needs smsgate.postgres: pip install 'smsgate-ir[postgres]'"
+                "a PostgreSQL journal needs smsgate.postgres: "
+                "pip install '.[postgres]' (in a checkout of smsgate)"
             ) from exc
         # Each chunk claims and records from up to `concurrency` tasks: a pool much smaller
         # than that makes them queue for a connection between the limiter's grant and the
