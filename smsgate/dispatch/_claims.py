@@ -161,6 +161,22 @@ class JobState:
         if mine:
             entries = self._entries(mine, status, route, receipt=receipt, error=error)
             await self.journal_call(journal.record(self.job_id, entries))
+            if status != "pending":
+                # A final state ends this run's claim: from here another run may claim a
+                # released row (a definite refusal), and a second write of ours would
+                # overwrite its claim, so this run never writes these rows again.
+                for item in mine:
+                    item.claimed = False
+
+    async def release(self, items: list[Item], route: Route | None = None) -> None:
+        """Journal only: give back the claims of rows this run holds that no request
+        carried (``failed`` with ``JobStoppedError``, claimable, so a rerun sends them).
+        Rows whose request may have gone out stay ``pending``: they are in doubt."""
+        idle = [i for i in items if i.claimed and not i.sending and i.outcome is None]
+        if idle:
+            await self.record(
+                idle, "failed", route or self.policy.routes[0], error=self.stopped_error()
+            )
 
     # -- outcomes --------------------------------------------------------------------------
 
@@ -168,31 +184,39 @@ class JobState:
         self, outcome: Outcome, item: Item | None = None, *, observed: bool = False
     ) -> None:
         """Count and hand over one outcome (``observed``: telemetry already has it)."""
-        if item is not None:
-            item.done = True
         if not observed:
             _telemetry.outcome(None, outcome.route, outcome.status, 1)
+        if item is not None:
+            item.outcome = outcome
         self.meter.count(outcome)
         assert self.sink is not None
         await self.sink(outcome)
+        if item is not None:
+            item.done = True
         if self.meter.on_progress is not None:
             self.meter.progress()
+
+    async def redeliver(self, items: list[Item]) -> None:
+        """Hand over outcomes decided (and recorded) but not yet handed over."""
+        for item in items:
+            if not item.done and item.outcome is not None:
+                assert self.sink is not None
+                await self.sink(item.outcome)
+                item.done = True
 
     async def sent(self, items: list[Item], receipt: SendReceipt, route: Route) -> None:
         await self.record(items, "sent", route, receipt=receipt)
         _telemetry.outcome(route.gateway.name, route.name, "sent", len(items))
         for item in items:
-            await self.emit(
-                Outcome(
-                    message=item.message,
-                    status="sent",
-                    recipient=item.recipient,
-                    receipt=receipt,
-                    route=route.name,
-                ),
-                item,
-                observed=True,
+            item.outcome = Outcome(
+                message=item.message,
+                status="sent",
+                recipient=item.recipient,
+                receipt=receipt,
+                route=route.name,
             )
+        for item in items:
+            await self._hand_over(item)
 
     async def finish(
         self,
@@ -205,18 +229,21 @@ class JobState:
         await self.record(items, "unknown" if status == "unknown" else "failed", route, error=error)
         _telemetry.outcome(route.gateway.name, route.name, status, len(items))
         for item in items:
-            await self.emit(
-                Outcome(
-                    message=item.message,
-                    status=status,
-                    recipient=item.recipient,
-                    error=error,
-                    route=route.name,
-                    reason=reason,
-                ),
-                item,
-                observed=True,
+            item.outcome = Outcome(
+                message=item.message,
+                status=status,
+                recipient=item.recipient,
+                error=error,
+                route=route.name,
+                reason=reason,
             )
+        for item in items:
+            await self._hand_over(item)
+
+    async def _hand_over(self, item: Item) -> None:
+        """Emit the outcome stored on ``item`` (telemetry has counted it already)."""
+        assert item.outcome is not None
+        await self.emit(item.outcome, item, observed=True)
 
     def stopped_error(self) -> JobStoppedError:
         return JobStoppedError(

@@ -118,6 +118,12 @@ class JobContext:
         spec = self.journal
         if spec is None:
             return None, False, None
+        if isinstance(spec, str) and spec.lower().startswith(("postgres://", "postgresql://")):
+            # Not a file name; and the DSN (its password) must not end up in an error.
+            raise ConfigurationError(
+                "journal= is a PostgreSQL DSN: pass smsgate.postgres.PostgresJournal(dsn) "
+                "(a string is the path of an SQLite journal file)"
+            )
         if isinstance(spec, str | os.PathLike):
             # Imported here: sqlite3 and the journal module load only when a path is used.
             from ._sqlite_journal import SqliteJournal

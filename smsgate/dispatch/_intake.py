@@ -65,6 +65,7 @@ class Item:
         "key",
         "line",
         "message",
+        "outcome",
         "parts",
         "recipient",
         "sending",
@@ -77,7 +78,10 @@ class Item:
         self.key = ""
         self.aliases: tuple[str, ...] = ()
         self.claimed = False  # this run won the row's journal claim
-        self.done = False  # an outcome was emitted for it
+        self.done = False  # its outcome was handed over (the sink returned)
+        # Its outcome once decided (and its final state recorded): kept until handed
+        # over, so a worker cancelled while handing it over delivers it, not a guess.
+        self.outcome: Outcome | None = None
         self.sending = False  # a request carrying it may have gone out
         self.parts = 0  # SMS parts of the text, once computed
 

@@ -202,8 +202,11 @@ class Job(Sender):
     async def _cancelled(self, items: list[Item]) -> None:
         """A worker was cancelled by the drain timeout while it held ``items``."""
         route = self.policy.routes[0]
-        in_doubt = [i for i in items if not i.done and i.sending]
-        unsent = [i for i in items if not i.done and not i.sending]
+        # Outcomes already decided and recorded (a sent batch whose outcomes were being
+        # handed over) are delivered as they are, never rewritten as a guess.
+        await self.redeliver(items)
+        in_doubt = [i for i in items if not i.done and i.outcome is None and i.sending]
+        unsent = [i for i in items if not i.done and i.outcome is None and not i.sending]
         if in_doubt:
             error = OutcomeUnknownError(
                 f"job {self.job_id!r} stopped ({self.stopping}) while this row's request was "
@@ -417,6 +420,14 @@ class Job(Sender):
                         await slots.acquire()
                     try:
                         await self.process(current)
+                    except anyio.get_cancelled_exc_class():
+                        if not scope.cancel_called:
+                            # Cancelled from outside the job (its caller, a timeout, a
+                            # stream left): claims no request carried go back, so the
+                            # rerun sends those rows instead of calling them in doubt.
+                            with anyio.CancelScope(shield=True):
+                                await self.release(current)
+                        raise
                     except JournalError:
                         if self.journal_error is None:
                             raise

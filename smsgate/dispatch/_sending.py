@@ -207,9 +207,8 @@ class Sender(JobState):
         try:
             await self._pace(len(items), text)
         except anyio.get_cancelled_exc_class():
-            if self.journal is not None and any(i.claimed for i in items):
-                with anyio.CancelScope(shield=True):
-                    await self.record(items, "failed", route, error=self.stopped_error())
+            with anyio.CancelScope(shield=True):
+                await self.release(items, route)
             raise
 
     async def _pace(self, count: int, text: str) -> None:

@@ -335,8 +335,16 @@ class PostgresJournal:
     async def _run(self, how: str, query: Any, *args: Any) -> Any:
         """Run one statement (or the summary's reads) on a pooled connection.
 
-        Every failure of the database or the network becomes a JournalError.
+        Shielded from cancellation (every wait in it is bounded by ``timeout``): a claim
+        the server committed is always returned to its caller, which can then give it
+        back; cancelled half-way, the caller would never learn it holds the rows, and
+        they would stay ``pending`` (in doubt) though nothing was sent. A cancellation
+        is delivered at the caller's next checkpoint instead.
         """
+        with anyio.CancelScope(shield=True):
+            return await self._run_unshielded(how, query, *args)
+
+    async def _run_unshielded(self, how: str, query: Any, *args: Any) -> Any:
         import asyncpg
 
         pool = await self._ready_pool()
