@@ -60,7 +60,7 @@ def _html_forms(text: str) -> set[str]:
     escaped = html.escape(text, quote=False)
     forms = {escaped}
     for dquote in ("&quot;", "&#34;", "&#x22;"):
-        for squote in ("&#x27;", "&#39;", "&apos;"):
+        for squote in ("&#x27;", "&#39;", "&#039;", "&apos;"):
             forms.add(escaped.replace('"', dquote).replace("'", squote))
     # Every non-ASCII character as a numeric reference (decimal and hex).
     forms.add(text.encode("ascii", "xmlcharrefreplace").decode("ascii"))
@@ -68,10 +68,40 @@ def _html_forms(text: str) -> set[str]:
     return forms
 
 
+def _u_escapes(text: str, *, keep_alnum: bool, upper: bool) -> str:
+    """``text`` with characters written as JSON ``\\uXXXX`` escapes (UTF-16 units).
+
+    ``keep_alnum``: ASCII letters and digits stay as they are, everything else is escaped
+    (what .NET's and other strict JSON encoders do with quotes, ``+``, ``<``...).
+    """
+    out: list[str] = []
+    for char in text:
+        if keep_alnum and char.isascii() and char.isalnum():
+            out.append(char)
+            continue
+        units = char.encode("utf-16-be", "surrogatepass")
+        for i in range(0, len(units), 2):
+            code = f"{int.from_bytes(units[i : i + 2], 'big'):04x}"
+            out.append("\\u" + (code.upper() if upper else code))
+    return "".join(out)
+
+
 def forms_of(secret: str) -> set[str]:
     """Every spelling of ``secret`` that :class:`Redactor` removes."""
     url = {quote(secret, safe=""), quote(secret), quote_plus(secret)}
     as_json = {json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    as_json |= {
+        _u_escapes(secret, keep_alnum=keep, upper=upper)
+        for keep in (True, False)
+        for upper in (True, False)
+    }
+    as_json.add(
+        re.sub(
+            r"\\u[0-9a-f]{4}",
+            lambda m: m.group(0).upper().replace("\\U", "\\u"),
+            json.dumps(secret)[1:-1],
+        )
+    )
     as_json |= {form.replace("/", "\\/") for form in as_json}
     # Python's reprs, as an error quoting ``request.content`` or a str shows them.
     as_repr = {repr(secret.encode("utf-8"))[2:-1], ascii(secret)[1:-1], repr(secret)[1:-1]}

@@ -90,6 +90,7 @@ class Runner:
         if isinstance(started, BaseException):
             raise started
         self._portal: BlockingPortal | None = started
+        self._pid = os.getpid()  # a forked child has no loop thread: see _get()
         self._lock = threading.Lock()
         self._users = 1
         # Async closers of the objects on this loop, run if the program exits unclosed.
@@ -104,10 +105,23 @@ class Runner:
         """Whether the loop thread has stopped."""
         return self._portal is None
 
+    @property
+    def forked(self) -> bool:
+        """Whether this is a forked child's copy (its loop thread stayed in the parent)."""
+        return os.getpid() != self._pid
+
     def _get(self) -> BlockingPortal:
         portal = self._portal
         if portal is None:
             raise RuntimeError("this smsgate sync object is closed")
+        if self.forked:
+            # fork() copies the object but not its loop thread: a call would wait forever
+            # (Celery's prefork pool, gunicorn --preload).
+            raise RuntimeError(
+                "this smsgate sync object was created before the process forked; create it "
+                "in the worker process (e.g. in Celery's worker_process_init signal, or "
+                "lazily on first use)"
+            )
         return portal
 
     def call(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
@@ -128,6 +142,8 @@ class Runner:
                 return
             portal, self._portal = self._portal, None
         _OPEN.discard(self)
+        if self.forked:
+            return  # a forked child: the loop thread is the parent's, nothing to stop here
         with contextlib.suppress(RuntimeError):  # the loop already ended (interpreter exit)
             portal.call(portal.stop, True)
         if threading.current_thread() is not self._thread:
@@ -271,7 +287,8 @@ class _SyncGateway:
         self._closed = True
         self.runner._closers.pop(id(self), None)
         try:
-            self.runner.call(self.aio.aclose)
+            if not self.runner.forked:  # a forked child's copy has nothing of its own to close
+                self.runner.call(self.aio.aclose)
         finally:
             self.runner.close()
 

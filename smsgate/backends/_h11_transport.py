@@ -60,11 +60,14 @@ class _Connection:
         raw = self.stream.extra(anyio.abc.SocketAttribute.raw_socket, None)  # noqa: S610
         if raw is None:
             return True
+        # poll(), not select(): select() refuses descriptors numbered 1024 and above.
+        poller = select.poll()
         try:
-            readable, _, _ = select.select([raw], [], [], 0)
+            poller.register(raw, select.POLLIN | select.POLLPRI)
+            ready = poller.poll(0)
         except (OSError, ValueError):
             return False
-        return not readable
+        return not ready
 
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True):
@@ -159,7 +162,15 @@ class H11Transport:
 
     async def _put_idle(self, key: _Key, connection: _Connection) -> None:
         state = connection.h11
-        if state.our_state is h11.DONE and state.their_state is h11.DONE and not self._closed:
+        # Bytes h11 read past the answer (a stray CRLF, a Content-Length shorter than the
+        # body) would be read as the next answer's start: such a connection is closed.
+        leftover = bool(state.trailing_data[0])
+        if (
+            state.our_state is h11.DONE
+            and state.their_state is h11.DONE
+            and not leftover
+            and not self._closed
+        ):
             state.start_next_cycle()
             connection.expires = time.monotonic() + self._keepalive
             self._idle.setdefault(key, []).append(connection)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -33,6 +34,10 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+#: The ``Host`` names of a page served on loopback.
+LOOPBACK_HOSTS: tuple[str, ...] = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
 def report_app(
     journal: Journal,
     *,
@@ -40,6 +45,7 @@ def report_app(
     mask: bool = True,
     price_per_part: Decimal | int | str | None = None,
     refresh: float = 5.0,
+    allowed_hosts: Sequence[str] | None = LOOPBACK_HOSTS,
 ) -> Any:
     """The ASGI app that :func:`serve` runs (mount it in your own server if you like).
 
@@ -49,8 +55,13 @@ def report_app(
         mask: Hide the middle of phone numbers.
         price_per_part: Rial per SMS part, for the cost column.
         refresh: Seconds between two polls of the live page.
+        allowed_hosts: The ``Host`` headers answered (others get HTTP 400), so that a web
+            page the browser was tricked into loading under another name (DNS rebinding)
+            cannot read the report from 127.0.0.1; ``None`` answers any.
     """
     from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
     from starlette.requests import Request
     from starlette.responses import HTMLResponse, JSONResponse, Response
     from starlette.routing import Route
@@ -86,7 +97,12 @@ def report_app(
             },
         )
 
-    return Starlette(routes=[Route("/", page), Route("/data.json", data)])
+    middleware = (
+        []
+        if allowed_hosts is None
+        else [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))]
+    )
+    return Starlette(routes=[Route("/", page), Route("/data.json", data)], middleware=middleware)
 
 
 async def serve(
@@ -128,7 +144,13 @@ async def serve(
         journal = owned = SqliteJournal(journal)
     try:
         app = report_app(
-            journal, job_id=job_id, mask=mask, price_per_part=price_per_part, refresh=refresh
+            journal,
+            job_id=job_id,
+            mask=mask,
+            price_per_part=price_per_part,
+            refresh=refresh,
+            # A remote listener is reached by whatever name its users give it.
+            allowed_hosts=None if allow_remote else (*LOOPBACK_HOSTS, host),
         )
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
         await uvicorn.Server(config).serve()

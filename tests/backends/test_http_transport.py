@@ -409,6 +409,30 @@ async def test_h11_reuses_one_connection() -> None:
 
 
 @pytest.mark.anyio
+async def test_h11_never_reuses_a_connection_with_bytes_past_the_answer() -> None:
+    """A server that writes more than its answer (a stray CRLF after the body) leaves bytes
+    that would be read as the next answer's start: that connection is closed, not reused,
+    so the next send is answered instead of failing as "maybe sent"."""
+    connections: list[int] = []
+
+    def sloppy(conn: socket.socket, stop: threading.Event) -> None:
+        connections.append(1)
+        while not stop.is_set():
+            if not _read_request(conn):
+                return
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n[0]\r\n")
+
+    with raw_server(sloppy) as url:
+        transport = H11Transport(max_connections=4)
+        try:
+            for _ in range(3):
+                assert await _h11_send(transport, url + "/x") == b"[0]"
+        finally:
+            await transport.aclose()
+    assert len(connections) == 3
+
+
+@pytest.mark.anyio
 async def test_h11_drops_a_connection_the_server_closed_while_idle() -> None:
     """A keep-alive connection closed by the server is not reused: no spurious failure."""
     connections: list[int] = []

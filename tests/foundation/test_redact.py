@@ -110,3 +110,28 @@ def test_no_cache_in_the_backends() -> None:
         module = importlib.import_module(info.name)
         cached = [name for name, value in vars(module).items() if hasattr(value, "cache_info")]
         assert cached == [], info.name
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        # PHP's htmlspecialchars(ENT_QUOTES) writes ' as &#039;.
+        "<p>Login failed for pass O&#039;Brien+&lt;2024&gt;</p>",
+        # .NET's JSON encoders escape quotes, + and < > as \uXXXX (upper-case hex).
+        '{"error":"bad pass O\\u0027Brien\\u002B\\u003C2024\\u003E"}',
+        '{"error":"bad pass O\\u0027Brien\\u002b\\u003c2024\\u003e"}',
+        # Every character escaped.
+        '{"e":"' + "".join(f"\\u{ord(c):04X}" for c in "O'Brien+<2024>") + '"}',
+    ],
+)
+def test_escapes_of_strict_encoders_are_scrubbed(page: str) -> None:
+    """Spellings a reviewer found passing: &#039; and JSON \\u escapes of ASCII characters."""
+    cleaned = Redactor(["O'Brien+<2024>"])(page)
+    assert "Brien" not in cleaned
+
+
+def test_persian_password_in_upper_case_json_escapes_is_scrubbed() -> None:
+    secret = "رمز۱۲۳"
+    page = json.dumps({"pass": secret}).upper().replace("\\U", "\\u").replace('"PASS"', '"pass"')
+    assert "\\u06F1" in page
+    assert secret not in Redactor([secret])(page) and "06F1" not in Redactor([secret])(page)

@@ -81,6 +81,17 @@ async def test_live_app() -> None:
     assert other.json()["rows"] == 0
 
 
+async def test_live_app_answers_loopback_names_only() -> None:
+    """A page loaded under another name (DNS rebinding to 127.0.0.1) gets nothing."""
+    journal = await sample_journal()
+    transport = httpx.ASGITransport(app=report_app(journal))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        rebound = await client.get("/data.json", headers={"host": "evil.example:8750"})
+        local = await client.get("/data.json", headers={"host": "localhost:8750"})
+    assert rebound.status_code == 400 and "camp-7" not in rebound.text
+    assert local.status_code == 200
+
+
 def test_render_empty_job() -> None:
     from smsgate.report import report_from_entries
 

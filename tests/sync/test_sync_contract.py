@@ -256,3 +256,35 @@ def test_sync_track(provider: FakeProvider, clock: FakeClock, url: str, tmp_path
     assert summary.complete and summary.counts.delivered == 5
     with pytest.raises(smsgate.ConfigurationError):
         sync.track(str(journal), object(), job_id="t")
+
+
+def test_a_forked_child_is_told_instead_of_hanging() -> None:
+    """fork() copies a sync gateway but not its loop thread (Celery prefork, gunicorn
+    --preload): the child gets a RuntimeError saying what to do, and exits cleanly."""
+    import subprocess
+    import sys
+
+    code = (
+        "import contextlib, os\n"
+        "from smsgate.sync import IppanelGateway\n"
+        "from smsgate.testing import FakeProvider, serve_loopback\n"
+        "stack = contextlib.ExitStack()\n"
+        "server = stack.enter_context(serve_loopback(FakeProvider()))\n"
+        "gw = IppanelGateway(username='user', password='secret-pass', sender='+983000505',\n"
+        "                    base_url=server.url)\n"
+        "print('parent', gw.credit() > 0, flush=True)\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    try:\n"
+        "        gw.credit()\n"
+        "    except RuntimeError as exc:\n"
+        "        print('child', 'forked' in str(exc), flush=True)\n"
+        "    gw.close()\n"
+        "    os._exit(0)\n"
+        "_, status = os.waitpid(pid, 0)\n"
+        "print('child exit', os.waitstatus_to_exitcode(status), flush=True)\n"
+        "gw.close()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["parent", "True", "child", "True", "child", "exit", "0"]
