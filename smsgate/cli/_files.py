@@ -38,7 +38,6 @@ SENDER_HEADERS = frozenset({"sender", "from", "line"})
 EXCEL_SUFFIXES = frozenset({".xlsx", ".xlsm"})
 _SEPARATORS = ("\t", ";", ",")  # in order of preference when several fit
 _SAMPLE_LINES = 50
-_CHUNK = 1 << 16
 
 
 class UnreadableFileError(click.ClickException):
@@ -118,14 +117,33 @@ def detect_encoding(path: Path) -> str:
         if len(head) >= 4 and head[0] == 0 and head[2] == 0 and head[1] and head[3]:
             return "utf-16-be"
         handle.seek(0)
-        decoder = codecs.getincrementaldecoder("utf-8")("strict")
-        try:
-            for chunk in iter(lambda: handle.read(_CHUNK), b""):
-                decoder.decode(chunk)
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            return "cp1256"
-    return "utf-8"
+        # Line by line: a file whose lines are UTF-8 Persian but for a few is a UTF-8 file
+        # with damaged lines, not a Windows-1256 one (read as cp1256, its Persian would go
+        # out as mojibake): it is refused with the first bad line. Only a file with no
+        # UTF-8 multi-byte text at all is read as Windows-1256.
+        first_bad: int | None = None
+        utf8_text = False
+        for number, raw in enumerate(handle, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                if first_bad is None:
+                    first_bad = number
+                continue
+            utf8_text = utf8_text or not raw.isascii()
+            if utf8_text and first_bad is not None:
+                break
+    if first_bad is None:
+        return "utf-8"
+    if utf8_text:
+        raise UnreadableFileError(
+            path,
+            "mixes UTF-8 text with bytes that are not UTF-8",
+            line=first_bad,
+            fix="fix that line (or save the whole file as 'CSV UTF-8'); to read it all as "
+            "Windows-1256 anyway, pass --encoding cp1256",
+        )
+    return "cp1256"
 
 
 def _check_encoding(path: Path, encoding: str) -> str:
@@ -144,10 +162,19 @@ def _sniff_separator(sample: list[str]) -> str:
     lines = [line for line in sample if line.strip()]
     if not lines:
         return ","
+    fitting = []
     for separator in _SEPARATORS:
-        counts = {len(row) for row in csv.reader(lines, delimiter=separator)}
+        rows = list(csv.reader(lines, delimiter=separator))
+        counts = {len(row) for row in rows}
         if len(counts) == 1 and counts.pop() > 1:
-            return separator
+            fitting.append((separator, rows))
+    if fitting:
+        # Several fit (texts with ";" in a comma file): the one whose first cell is a phone
+        # number in the data lines wins; else the first in order of preference.
+        for separator, rows in fitting:
+            if any(_is_number(row[0]) for row in rows):
+                return separator
+        return fitting[0][0]
     # Ragged rows (an optional sender column): the separator present in most lines.
     best = max(_SEPARATORS, key=lambda sep: sum(sep in line for line in lines))
     return best if any(best in line for line in lines) else ","

@@ -56,6 +56,29 @@ def test_separators_are_sniffed(tmp_path: Path, separator: str) -> None:
         assert _messages(path) == list(ROWS)
 
 
+def test_utf8_file_with_one_damaged_line_is_refused_not_read_as_cp1256(tmp_path: Path) -> None:
+    """Five UTF-8 Persian rows and one Windows-1256 row: reading it all as cp1256 would send
+    mojibake, so the file is refused with the damaged line and what to do."""
+    good = "".join(f"0912111111{i},{PERSIAN}\r\n" for i in range(5)).encode("utf-8")
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(good + f"09122222222,{PERSIAN}\r\n".encode("cp1256"))
+    with pytest.raises(UnreadableFileError) as info:
+        detect_encoding(path)
+    assert info.value.line == 6 and "--encoding cp1256" in info.value.fix
+
+
+def test_comma_file_whose_texts_hold_semicolons(tmp_path: Path) -> None:
+    """No header, a ";" in every text: the separator that puts a number first wins."""
+    path = tmp_path / "semi.csv"
+    path.write_text(
+        "".join(f"0912123456{i},Hello; your order {i} shipped\n" for i in range(3)),
+        encoding="utf-8",
+    )
+    assert _messages(path) == [
+        (f"0912123456{i}", f"Hello; your order {i} shipped") for i in range(3)
+    ]
+
+
 def test_forced_encoding_that_does_not_fit_names_the_file_and_line(tmp_path: Path) -> None:
     """--encoding utf-8 on a Windows-1256 file: which file, which line, what to do."""
     path = tmp_path / "persian.csv"
