@@ -25,6 +25,11 @@ Which transport (``transport=``):
 * ``"httpx"``: an ``httpx.AsyncClient`` of our own (what ``respx.mock`` patches).
 * ``"aiohttp"``: aiohttp's pool; asyncio only.
 * ``"h11"``: the h11 client, on any event loop.
+
+(Over 500 lines with reason: the error mapping, the lifecycle and the request path share
+one state (the transport, the redactor, the telemetry context) and one invariant, "no
+transport error and no secret leaves this module"; the transports themselves already live
+in their own modules.)
 """
 
 from __future__ import annotations
