@@ -279,3 +279,49 @@ async def check_reconcile(journal: Any) -> None:
     if hasattr(journal, "summary"):
         summary = (await journal.summary("job"))["job"]
         assert (summary.sent, summary.delivered, summary.pending) == (2, 1, 2)
+
+
+def race_claimers(commands: list[list[str]], keys: int) -> None:
+    """Start one claiming process per command, release them together, check the winners.
+
+    Each child prints ``ready``, waits for ``go`` on stdin (the barrier: every child is
+    ready before any one starts), claims, and prints the JSON list of keys it won last.
+    The winners must be disjoint (nobody sends a row another process won) and cover every
+    key ``k00000`` .. (nothing lost).
+    """
+    import json
+    import subprocess
+
+    children = [
+        subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for command in commands
+    ]
+    try:
+        for child in children:
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == "ready"
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        results = []
+        for child in children:
+            out, err = child.communicate(timeout=120)
+            assert child.returncode == 0, err
+            results.append(set(json.loads(out.strip().splitlines()[-1])))
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    union: set[str] = set()
+    for won in results:
+        assert union.isdisjoint(won), "a key was won twice"
+        union |= won
+    assert union == {f"k{n:05d}" for n in range(keys)}

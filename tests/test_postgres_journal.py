@@ -6,7 +6,6 @@ Every test works in its own PostgreSQL schema, dropped afterwards.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import textwrap
@@ -32,6 +31,7 @@ from ._journal_contract import (
     check_reconcile,
     check_summary,
     entry,
+    race_claimers,
 )
 from ._services import postgres_dsn
 
@@ -233,39 +233,10 @@ def test_processes_claiming_one_job_win_disjoint_sets(schema: str) -> None:
     They even race to create the tables. Winners are disjoint and cover every key.
     """
     dsn = postgres_dsn()
-    children = [
-        subprocess.Popen(
-            [sys.executable, "-c", _CLAIMER, dsn, schema, str(i * 50), "200"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(3)
-    ]
-    try:
-        for child in children:
-            assert child.stdout is not None
-            assert child.stdout.readline().strip() == "ready"
-        for child in children:
-            assert child.stdin is not None
-            child.stdin.write("go\n")
-            child.stdin.flush()
-        results = []
-        for child in children:
-            out, err = child.communicate(timeout=120)
-            assert child.returncode == 0, err
-            results.append(set(json.loads(out.strip().splitlines()[-1])))
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-    union: set[str] = set()
-    for won in results:
-        assert union.isdisjoint(won)
-        union |= won
-    assert union == {f"k{n:05d}" for n in range(300)}
+    race_claimers(
+        [[sys.executable, "-c", _CLAIMER, dsn, schema, str(i * 50), "200"] for i in range(3)],
+        keys=300,
+    )
 
 
 _KILLED = textwrap.dedent(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sqlite3
@@ -30,6 +29,7 @@ from .._journal_contract import (
     check_reconcile,
     check_summary,
     entry,
+    race_claimers,
 )
 
 pytestmark = pytest.mark.anyio
@@ -114,39 +114,13 @@ def test_processes_claiming_one_job_win_disjoint_sets(tmp_path: Path, start: str
     if start == "version 1 file":
         make_v1(path)
     procs = 4
-    children = [
-        subprocess.Popen(
-            [sys.executable, "-c", _CLAIMER, str(path), str(i * 50), "250", str(i)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(procs)
-    ]
-    try:
-        for child in children:  # the barrier: every child is ready before any one starts
-            assert child.stdout is not None
-            assert child.stdout.readline().strip() == "ready"
-        for child in children:
-            assert child.stdin is not None
-            child.stdin.write("go\n")
-            child.stdin.flush()
-        results = []
-        for child in children:
-            out, err = child.communicate(timeout=120)
-            assert child.returncode == 0, err
-            results.append(set(json.loads(out.strip().splitlines()[-1])))
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-    union: set[str] = set()
-    for won in results:
-        assert union.isdisjoint(won), "a key was won twice"
-        union |= won
-    assert union == {f"k{n:05d}" for n in range(400)}
+    race_claimers(
+        [
+            [sys.executable, "-c", _CLAIMER, str(path), str(i * 50), "250", str(i)]
+            for i in range(procs)
+        ],
+        keys=400,
+    )
     conn = sqlite3.connect(path)
     try:
         assert conn.execute(
