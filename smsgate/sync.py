@@ -237,7 +237,25 @@ class _SyncGroup:
         return _wrap(self._runner, getattr(self._target, name))
 
 
-class _SyncGateway:
+class _Closing:
+    """``with obj:`` closes ``obj`` on the way out (the sync objects' one context manager)."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class _SyncGateway(_Closing):
     _async_class: str = ""
 
     def __init__(self, *, runner: Runner | None = None, **kwargs: Any) -> None:
@@ -292,17 +310,6 @@ class _SyncGateway:
         finally:
             self.runner.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or name in ("aio", "runner"):  # not built yet
             raise AttributeError(name)
@@ -356,7 +363,7 @@ def _unwrap_gateways(gateway: Any) -> tuple[Any, Runner | None]:
     return gateway, None
 
 
-class BulkDispatcher:
+class BulkDispatcher(_Closing):
     """The sync twin of :class:`smsgate.BulkDispatcher`: same arguments, same errors.
 
     ``gateway`` is a sync gateway (or a policy of sync gateways sharing one runner); the
@@ -409,17 +416,6 @@ class BulkDispatcher:
         if not self._closed:
             self._closed = True
             self.runner.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def track(journal: Any, gateway: Any, **kwargs: Any) -> TrackSummary:

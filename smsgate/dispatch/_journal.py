@@ -46,6 +46,7 @@ __all__ = [
     "claimable_state",
     "definite_refusals",
     "journal_key",
+    "stored_delivery",
 ]
 
 #: The states a journal row can be in.
@@ -139,6 +140,17 @@ def _maybe_sent_name(name: str | None) -> bool:
         return False
     cls = _error_class(name)
     return True if cls is None else bool(cls.maybe_sent)
+
+
+def stored_delivery(value: str | None) -> DeliveryState | None:
+    """A delivery state as a journal stored it (its ``value``); one this version does not
+    know (written by a newer one) reads as ``UNKNOWN``."""
+    if value is None:
+        return None
+    try:
+        return DeliveryState(value)
+    except ValueError:
+        return DeliveryState.UNKNOWN
 
 
 def claimable(entry: JournalEntry | None) -> bool:

@@ -64,9 +64,14 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
-from .._models import DeliveryState
 from ..exceptions import ConfigurationError
-from ._journal import DeliveryUpdate, JournalEntry, check_job_id, claimable_state
+from ._journal import (
+    DeliveryUpdate,
+    JournalEntry,
+    check_job_id,
+    claimable_state,
+    stored_delivery,
+)
 from ._sqlite_queue import CLOSE as _CLOSE
 from ._sqlite_queue import READ as _READ
 from ._sqlite_queue import WRITE as _WRITE
@@ -465,16 +470,7 @@ def _entry(row: Sequence[Any]) -> JournalEntry:
         detail=detail,
         updated=float(updated),
         parts=parts,
-        delivery=_delivery_state(delivery),
+        delivery=stored_delivery(delivery),
         delivery_status=delivery_status,
         delivery_updated=None if delivery_updated is None else float(delivery_updated),
     )
-
-
-def _delivery_state(value: str | None) -> DeliveryState | None:
-    if value is None:
-        return None
-    try:
-        return DeliveryState(value)
-    except ValueError:  # a state a newer version wrote: as good as unknown here
-        return DeliveryState.UNKNOWN

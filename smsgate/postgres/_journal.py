@@ -10,8 +10,13 @@ from typing import TYPE_CHECKING, Any, Self
 import anyio
 import anyio.lowlevel
 
-from .._models import DeliveryState
-from ..dispatch._journal import DeliveryUpdate, JournalEntry, check_job_id, definite_refusals
+from ..dispatch._journal import (
+    DeliveryUpdate,
+    JournalEntry,
+    check_job_id,
+    definite_refusals,
+    stored_delivery,
+)
 from ..dispatch._summary import JobSummary, build_summaries
 from ..exceptions import ConfigurationError, JournalError
 from ._schema import IDENTIFIER, Tables, create_or_check, hint, redact_dsn, require_asyncio
@@ -465,12 +470,6 @@ def _columns(entries: Any) -> list[list[Any]]:
 
 
 def _entry(row: Any) -> JournalEntry:
-    delivery = row["delivery"]
-    if delivery is not None:
-        try:
-            delivery = DeliveryState(delivery)
-        except ValueError:  # a state a newer version wrote: as good as unknown here
-            delivery = DeliveryState.UNKNOWN
     return JournalEntry(
         key=row["key"],
         recipient=row["recipient"],
@@ -482,7 +481,7 @@ def _entry(row: Any) -> JournalEntry:
         detail=row["detail"],
         updated=float(row["updated"]),
         parts=row["parts"],
-        delivery=delivery,
+        delivery=stored_delivery(row["delivery"]),
         delivery_status=row["delivery_status"],
         delivery_updated=row["delivery_updated"],
     )
