@@ -1,9 +1,10 @@
 """Bulk jobs on taskiq workers (API.md §9): ``smsgate worker``, ``smsgate job status|cancel``,
 and the ``--queue`` path of ``smsgate bulk``.
 
-The broker is RabbitMQ (``amqp://`` URL, taskiq-aio-pika); the shared limiter and the jobs'
-progress live in Redis. Every process of one setup must agree on ``--name`` (the taskiq
-queue ``smsgate.<name>`` and the Redis key prefix), on the broker and on Redis. Needs the
+The broker is a Redis stream (``redis://`` URL, :class:`~smsgate.taskiq.ReclaimingRedisBroker`)
+or RabbitMQ (``amqp://`` URL, taskiq-aio-pika); the shared limiter and the jobs' progress
+live in Redis. Every process of one setup must agree on ``--name`` (the queue
+``smsgate.<name>`` and the Redis key prefix), on the broker and on Redis. Needs the
 ``taskiq`` extra.
 """
 
@@ -66,6 +67,7 @@ def build_queue(
     concurrency: int = 32,
     worker: bool = False,
     send_window: str = "auto",
+    reclaim_after: float = 30.0,
 ) -> tuple[Any, BulkQueue]:
     """The taskiq broker for ``broker_url`` and the :class:`BulkQueue` on it. The gateway
     comes from this command's settings (environment or config file), built once per worker
@@ -73,27 +75,7 @@ def build_queue(
     import smsgate
     from smsgate.taskiq import BulkQueue
 
-    if broker_url.startswith(("redis://", "rediss://", "unix://")):
-        raise click.BadParameter(
-            "the queue must be a RabbitMQ URL (amqp://user:password@host:5672/), not Redis: "
-            "a Redis stream broker hands a dead worker's chunk to another only after an idle "
-            "timeout and only while new tasks arrive (docs/scaling-out.md). Redis is the "
-            "shared limiter and progress store: pass it as --redis.",
-            param_hint="--queue",
-        )
-    if not broker_url.startswith(("amqp://", "amqps://")):
-        raise click.BadParameter(
-            "the queue must be a RabbitMQ URL (amqp://user:password@host:5672/)",
-            param_hint="--queue",
-        )
-    try:
-        from taskiq_aio_pika import AioPikaBroker
-        from taskiq_aio_pika.queue import Queue
-    except ImportError:
-        raise click.UsageError(
-            "this needs the taskiq extra: pip install '.[taskiq]' (in a checkout of smsgate)"
-        ) from None
-    broker = AioPikaBroker(broker_url, qos=1).with_queue(Queue(name=f"smsgate.{name}"))
+    broker = _broker(broker_url, name, reclaim_after)
     account = settings() if worker else None
     limit = smsgate.RateLimit(rate if rate else 1_000_000)
 
@@ -114,6 +96,29 @@ def build_queue(
         dispatcher_options={"send_window": _send_window(send_window)},
     )
     return broker, queue
+
+
+def _broker(url: str, name: str, reclaim_after: float) -> Any:
+    queue_name = f"smsgate.{name}"
+    try:
+        if url.startswith(("redis://", "rediss://", "unix://")):
+            from smsgate.taskiq import ReclaimingRedisBroker
+
+            return ReclaimingRedisBroker(url, queue_name, idle_timeout=reclaim_after)
+        if url.startswith(("amqp://", "amqps://")):
+            from taskiq_aio_pika import AioPikaBroker
+            from taskiq_aio_pika.queue import Queue
+
+            return AioPikaBroker(url, qos=1).with_queue(Queue(name=queue_name))
+    except ImportError:
+        raise click.UsageError(
+            "this needs the taskiq extra: pip install '.[taskiq]' (in a checkout of smsgate)"
+        ) from None
+    raise click.BadParameter(
+        "the queue must be a Redis URL (redis://host:6379/0) or a RabbitMQ URL "
+        "(amqp://user:password@host:5672/)",
+        param_hint="--queue",
+    )
 
 
 def _progress_dict(progress: Any) -> dict[str, Any]:
@@ -198,7 +203,8 @@ def submit_to_queue(
     "queue_url",
     envvar=ENV_QUEUE,
     required=True,
-    help=f"The broker: a RabbitMQ URL, amqp://user:password@host:5672/ (or ${ENV_QUEUE}).",
+    help="The broker: a Redis URL (redis://host:6379/0, a stream) or a RabbitMQ URL "
+    f"(amqp://user:password@host:5672/) (or ${ENV_QUEUE}).",
 )
 @_redis_option()
 @click.option(
@@ -222,6 +228,14 @@ def submit_to_queue(
     help="Hours requests may start, e.g. 08:00-23:00 (Tehran time); 'auto' applies the "
     "advertising hours on ippanel lines, 'off' none. Outside it the worker's chunk waits.",
 )
+@click.option(
+    "--reclaim-after",
+    type=click.FloatRange(min=2, max=86_400),
+    default=30.0,
+    show_default=True,
+    help="Redis queue only: seconds of silence after which a worker's chunk is handed to "
+    "another (a killed worker's chunk comes back after this long).",
+)
 @_name_option()
 @handled
 def worker(
@@ -231,6 +245,7 @@ def worker(
     rate: float,
     concurrency: int,
     send_window: str,
+    reclaim_after: float,
     name: str,
 ) -> None:
     """Run one worker for bulk jobs submitted with 'smsgate bulk FILE --queue URL'.
@@ -250,6 +265,7 @@ def worker(
         concurrency=concurrency,
         worker=True,
         send_window=send_window,
+        reclaim_after=reclaim_after,
     )
     current.err.print(
         f"worker {os.getpid()}: queue smsgate.{name}, {rate:g} requests/s for all workers, "

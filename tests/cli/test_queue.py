@@ -1,5 +1,6 @@
 """``smsgate worker``, ``smsgate bulk FILE --queue URL`` and ``smsgate job status|cancel``:
-the real command as a worker process, RabbitMQ, Redis, the fake provider on loopback."""
+the real command as a worker process, a Redis stream or RabbitMQ as the queue, Redis, the
+fake provider on loopback."""
 
 from __future__ import annotations
 
@@ -67,9 +68,15 @@ def _status(setup: dict[str, str], job_id: str) -> dict[str, object]:
     return data
 
 
+@pytest.mark.parametrize("broker", ["redis", "amqp"])
 def test_bulk_to_a_worker_and_status(
-    served: tuple[FakeProvider, LoopbackServer], setup: dict[str, str], tmp_path: Path
+    served: tuple[FakeProvider, LoopbackServer],
+    setup: dict[str, str],
+    tmp_path: Path,
+    broker: str,
 ) -> None:
+    """API.md §9's form: ``smsgate bulk FILE.csv --queue REDIS_URL --journal DSN`` (and the
+    same on RabbitMQ)."""
     fake, server = served
     numbers = [f"0912{i:07d}" for i in range(60)]
     csv = write_csv(tmp_path / "rows.csv", [f"{n},hello {i % 2}" for i, n in enumerate(numbers)])
@@ -77,7 +84,7 @@ def test_bulk_to_a_worker_and_status(
     worker = [
         "worker",
         "--queue",
-        setup["amqp"],
+        setup[broker],
         *common,
         "--rate",
         "200",
@@ -93,7 +100,7 @@ def test_bulk_to_a_worker_and_status(
                 "bulk",
                 str(csv),
                 "--queue",
-                setup["amqp"],
+                setup[broker],
                 *common,
                 "--queue-name",
                 setup["name"],
@@ -129,7 +136,7 @@ def test_bulk_to_a_worker_and_status(
     assert missing.exit_code == 1 and "no job 'nope'" in missing.stderr
 
 
-def test_bulk_queue_needs_a_journal_and_an_amqp_url(
+def test_bulk_queue_needs_a_journal_and_a_broker_url(
     served: tuple[FakeProvider, LoopbackServer], tmp_path: Path
 ) -> None:
     _, server = served
@@ -137,7 +144,7 @@ def test_bulk_queue_needs_a_journal_and_an_amqp_url(
     no_journal = invoke(["bulk", str(csv), "--queue", AMQP], env=env_for(server))
     assert no_journal.exit_code == 2 and "--journal" in no_journal.output
     wrong = invoke(
-        ["bulk", str(csv), "--queue", "redis://127.0.0.1", "--journal", "j.sqlite"],
+        ["bulk", str(csv), "--queue", "kafka://127.0.0.1", "--journal", "j.sqlite"],
         env=env_for(server),
     )
-    assert wrong.exit_code == 2 and "RabbitMQ URL" in wrong.output
+    assert wrong.exit_code == 2 and "a Redis URL (redis://" in wrong.output

@@ -44,11 +44,13 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "smsgate.webhooks": ("smsgate.backends", "smsgate.dispatch", "smsgate.testing", "smsgate.cli"),
 }
 NEVER_INSIDE_PACKAGE = ("asyncio",)
-# The one exception: a stream()'s job runs in a task that no caller's task group owns
+# The exceptions: a stream()'s job runs in a task that no caller's task group owns
 # (so that `break` cannot leave a cancel scope behind in the caller's task). anyio cannot
 # start such a task, so _stream starts it with the running library's own call (asyncio's
-# create_task or trio's spawn_system_task, chosen by sniffio); tested under both.
-ASYNCIO_ALLOWED = frozenset({"smsgate.dispatch._stream"})
+# create_task or trio's spawn_system_task, chosen by sniffio); tested under both. The Redis
+# stream broker is a taskiq broker (asyncio-only, like taskiq's workers) whose heartbeat is
+# such a detached task too.
+ASYNCIO_ALLOWED = frozenset({"smsgate.dispatch._stream", "smsgate.taskiq._redis_broker"})
 
 
 def _module_name(path: Path) -> str:

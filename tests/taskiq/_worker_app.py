@@ -14,7 +14,7 @@ from taskiq_aio_pika.queue import Queue
 
 import smsgate
 from smsgate.dispatch import SqliteJournal
-from smsgate.taskiq import BulkQueue
+from smsgate.taskiq import BulkQueue, ReclaimingRedisBroker
 
 _env = os.environ
 
@@ -30,12 +30,23 @@ def make_gateway() -> smsgate.IppanelGateway:
     )
 
 
-def build() -> tuple[AioPikaBroker, BulkQueue]:
-    """The broker (one RabbitMQ queue of this run's own, one task at a time per worker)
-    and the queue, from the environment."""
-    broker = AioPikaBroker(_env["SMSGATE_E2E_AMQP"], qos=1).with_queue(
+def make_broker() -> AioPikaBroker | ReclaimingRedisBroker:
+    """The broker of this run: a queue of its own (RabbitMQ, or a Redis stream when
+    ``SMSGATE_E2E_BROKER=redis``), one task at a time per worker."""
+    if _env.get("SMSGATE_E2E_BROKER") == "redis":
+        return ReclaimingRedisBroker(
+            _env["SMSGATE_E2E_REDIS"],
+            _env["SMSGATE_E2E_QUEUE"],
+            idle_timeout=float(_env.get("SMSGATE_E2E_RECLAIM", "30")),
+        )
+    return AioPikaBroker(_env["SMSGATE_E2E_AMQP"], qos=1).with_queue(
         Queue(name=_env["SMSGATE_E2E_QUEUE"])
     )
+
+
+def build() -> tuple[AioPikaBroker | ReclaimingRedisBroker, BulkQueue]:
+    """The broker and the queue, from the environment."""
+    broker = make_broker()
     path = _env["SMSGATE_E2E_JOURNAL"]
     journal: str | SqliteJournal = path
     if _env.get("SMSGATE_E2E_SYNC") and not path.startswith("postgres"):
