@@ -31,7 +31,6 @@ from typing import Any
 import anyio
 
 import smsgate
-from smsgate.testing import FakeProvider, serve_loopback
 from tests._services import REDIS_URL
 from tests.taskiq import _e2e
 
@@ -68,10 +67,9 @@ async def _submit_and_wait(env: dict[str, str], rows: list[tuple[str, str]]) -> 
 
 
 def run_once(workers: int, recipients: int, rate: float, distinct_every: int) -> dict[str, Any]:
-    provider = FakeProvider()
-    with serve_loopback(provider) as server, tempfile.TemporaryDirectory() as tmp:
+    with _e2e.fake_process() as url, tempfile.TemporaryDirectory() as tmp:
         env = _e2e.settings(
-            fake_url=server.url,
+            fake_url=url,
             redis=REDIS_URL,
             journal=str(Path(tmp) / "journal.sqlite"),
             rate=rate,
@@ -87,8 +85,7 @@ def run_once(workers: int, recipients: int, rate: float, distinct_every: int) ->
             for proc in procs:
                 _e2e.stop(proc)
             _cleanup(env)
-        ledger = list(provider.ledger)
-    times = _e2e.request_times(ledger)
+        times, ledger = _e2e.fake_ledger(url)
     span = times[-1] - times[0] if len(times) > 1 else float("nan")
     if len(ledger) != recipients or report.sent != recipients:
         raise SystemExit(f"run lost rows: ledger {len(ledger)}, report {report.summary()}")

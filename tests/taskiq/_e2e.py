@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-
-from smsgate.testing import LedgerEntry
 
 ROOT = Path(__file__).resolve().parents[2]
 AMQP_URL = os.environ.get("SMSGATE_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
@@ -36,6 +36,39 @@ def settings(
         "SMSGATE_E2E_CHUNK": str(chunk),
         "SMSGATE_E2E_CONCURRENCY": str(concurrency),
     }
+
+
+@contextlib.contextmanager
+def fake_process() -> Iterator[str]:
+    """The fake provider in a process of its own (``_fake_process``), so that its arrival
+    stamps are not held up by the test's or the benchmark's own process; its URL."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.taskiq._fake_process"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode()  # bounded: the process prints it or exits
+        if not line.startswith("port "):
+            raise RuntimeError(f"the fake provider did not start: {line!r}")
+        yield f"http://127.0.0.1:{int(line.split()[1])}"
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def fake_ledger(url: str) -> tuple[list[float], list[tuple[str, str]]]:
+    """The fake process's arrival stamps (every POST, sorted) and its ledger
+    ``(recipient, message id)``."""
+    from ._fake_process import LEDGER_PATH
+
+    with urllib.request.urlopen(url + LEDGER_PATH, timeout=30) as answer:  # noqa: S310 - loopback
+        data = json.loads(answer.read())
+    return sorted(data["arrivals"]), [(r, m) for r, m in data["ledger"]]
 
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -90,15 +123,6 @@ def wait_for(condition: Callable[[], bool], *, timeout: float, what: str) -> Non
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(0.05)
-
-
-def request_times(ledger: Iterable[LedgerEntry]) -> list[float]:
-    """One server-side arrival time per accepted request (its recipients share a message
-    id and a time)."""
-    first: dict[str, float] = {}
-    for entry in ledger:
-        first.setdefault(entry.message_id, entry.at)
-    return sorted(first.values())
 
 
 def worst_window(times: Sequence[float], per: float = 1.0) -> int:

@@ -8,6 +8,7 @@ the broker and the :class:`~smsgate.taskiq.BulkQueue` from environment variables
 from __future__ import annotations
 
 import os
+import time
 
 from taskiq_aio_pika import AioPikaBroker
 from taskiq_aio_pika.queue import Queue
@@ -81,9 +82,12 @@ if "SMSGATE_E2E_QUEUE" in _env:
 
                 async def stamped(amount: int = 1) -> None:
                     await acquire(amount)
-                    # The grant's own time on the Redis server's clock (no round trip).
+                    # The grant's own time on the Redis server's clock (no round trip),
+                    # and when this process went on with it (the same machine's clock).
                     grant = limiter.last_grant
+                    went_on = time.time()
                     await state.redis.rpush(_env["SMSGATE_E2E_STAMPS"], f"{grant:.6f}")
+                    await state.redis.rpush(_env["SMSGATE_E2E_STAMPS"] + ":local", f"{went_on:.6f}")
 
                 limiter.acquire = stamped
                 limiter._stamped = True

@@ -16,7 +16,6 @@ import pytest
 
 import smsgate
 from smsgate.taskiq._job import live_workers
-from smsgate.testing import FakeProvider, serve_loopback
 from tests._services import postgres_dsn, redis_url, require
 
 from . import _e2e
@@ -25,13 +24,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.loopback]
 
 RECIPIENTS = 20_000
 RATE = 100  # requests/s for all workers together
+TRANSIT = 4  # requests per 1 s window that grant-to-arrival jitter may bunch (4 % here)
 
 
 @pytest.fixture
-def fake() -> Iterator[tuple[FakeProvider, str]]:
-    provider = FakeProvider()
-    with serve_loopback(provider) as server:
-        yield provider, server.url
+def fake() -> Iterator[str]:
+    """The fake provider in a process of its own; its URL."""
+    with _e2e.fake_process() as url:
+        yield url
 
 
 def _cleanup(env: dict[str, str]) -> None:
@@ -102,9 +102,9 @@ async def _submit(env: dict[str, str], rows: list[tuple[str, str]]) -> Any:
 
 @pytest.mark.parametrize(("journal_kind", "broker"), [("sqlite", "amqp"), ("postgres", "redis")])
 def test_three_workers_one_killed_nobody_twice(
-    fake: tuple[FakeProvider, str], tmp_path: Path, journal_kind: str, broker: str
+    fake: str, tmp_path: Path, journal_kind: str, broker: str
 ) -> None:
-    provider, url = fake
+    url = fake
     if broker == "amqp":
         assert require("RabbitMQ", _e2e.AMQP_URL)
     env = _e2e.settings(
@@ -120,6 +120,7 @@ def test_three_workers_one_killed_nobody_twice(
     rows = _e2e.messages(RECIPIENTS)
     workers = [_e2e.start_worker(env, tmp_path / f"worker{i}.log") for i in range(3)]
     grants: list[float] = []
+    went_on: list[float] = []
     try:
 
         async def run() -> tuple[smsgate.BulkReport, smsgate.Progress]:
@@ -128,7 +129,7 @@ def test_three_workers_one_killed_nobody_twice(
                 # Once the job is well under way, kill a worker that is mid-chunk: Redis
                 # says which process runs which chunk and how many of its rows are done.
                 with anyio.fail_after(120):
-                    while len(provider.ledger) < RECIPIENTS // 4:  # noqa: ASYNC110 - a thread
+                    while (await job.progress()).done < RECIPIENTS // 4:  # noqa: ASYNC110 - another process
                         await anyio.sleep(0.05)
                     victim = None
                     while victim is None:
@@ -146,6 +147,8 @@ def test_three_workers_one_killed_nobody_twice(
                     report = await job.wait(poll=0.2)
                 raw = await queue._redis().lrange(env["SMSGATE_E2E_STAMPS"], 0, -1)
                 grants.extend(sorted(float(g) for g in raw))
+                raw = await queue._redis().lrange(env["SMSGATE_E2E_STAMPS"] + ":local", 0, -1)
+                went_on.extend(sorted(float(g) for g in raw))
                 return report, await job.progress()
             finally:
                 await queue.aclose()
@@ -157,8 +160,8 @@ def test_three_workers_one_killed_nobody_twice(
         logs = "\n".join(p.read_text(errors="replace")[-2000:] for p in tmp_path.glob("*.log"))
         _cleanup(env)
 
-    ledger = list(provider.ledger)
-    accepted = Counter(entry.recipient for entry in ledger)
+    times, ledger = _e2e.fake_ledger(url)
+    accepted = Counter(recipient for recipient, _ in ledger)
     twice = {number: n for number, n in accepted.items() if n > 1}
     assert twice == {}, f"sent twice: {list(twice.items())[:5]}"
     # The report adds up to the input.
@@ -180,18 +183,17 @@ def test_three_workers_one_killed_nobody_twice(
     assert len(grants) >= report.requests
     worst_grants = _e2e.worst_window(grants)
     assert worst_grants <= RATE + 1, f"worst 1 s window of grants: {worst_grants}"
-    # ...and at the fake provider, where the contract wants it: MISSED under load. The
-    # dispatcher claims rows in the journal after the limiter's grant and before the
-    # request, and that write's wait varies (another process's SQLite lock, a PostgreSQL
-    # connection); this 2-core machine also stalls whole processes. Requests delayed by a
-    # stall bunch with the ones after them: +3 % to +27 % in one 1 s window here (see
-    # benchmarks/README.md). This bound only guards against a limiter that is not shared
-    # at all (each of three workers at the full rate would give about 3x).
-    times = _e2e.request_times(ledger)
+    # ...and at the fake provider (a process of its own, stamping each POST as it comes
+    # in), where the contract wants it. Between a grant and its arrival lie the worker's
+    # event loop, loopback HTTP and the fake's own loop, a few milliseconds that vary from
+    # request to request on this shared 2-core machine: TRANSIT allows for that much
+    # bunching (measured: 101-103 at rate 100; before the dispatcher claimed rows ahead of
+    # the grant, and with the fake inside the test's process, 110-127).
     worst = _e2e.worst_window(times)
-    assert worst <= RATE * 1.5, f"worst 1 s window at the fake: {worst} requests"
+    assert worst <= RATE + 1 + TRANSIT, f"worst 1 s window at the fake: {worst} requests"
     print(
         f"\ne2e: {RECIPIENTS} recipients, {len(ledger)} accepted, {len(twice)} twice, "
-        f"{report.summary()}; worst 1 s window: grants {worst_grants}, arrivals {worst} "
+        f"{report.summary()}; worst 1 s window: grants {worst_grants}, "
+        f"acquire() returned {_e2e.worst_window(went_on)}, arrivals {worst} "
         f"(rate {RATE}); per second: {_e2e.per_second(times)}"
     )
