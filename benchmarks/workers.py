@@ -1,14 +1,14 @@
 """One bulk job on one, two and three taskiq workers (API.md §9), against the loopback fake.
 
-Each run starts N ``taskiq worker tests.taskiq._worker_app:broker`` processes (RabbitMQ
-broker, the shared Redis limiter, one SQLite journal), submits a job and times it from the
-first to the last request at the fake. Two kinds of run:
+Each run starts N ``taskiq worker tests.taskiq._worker_app:broker`` processes (a Redis
+stream, or RabbitMQ with ``--broker amqp``; the shared Redis limiter, one SQLite journal),
+submits a job and times it from the first to the last request at the fake. Two kinds of run:
 
 * ``throughput``: a rate limit far above what the machine can do; recipients/s and
   requests/s as the fake counted them.
 * ``limiter``: a rate limit the workers can exceed together; the achieved rate, and the
   worst 1 s window of the limiter's grants (stamped on the Redis server's clock) and of the
-  arrivals at the fake.
+  arrivals at the fake (a process of its own, stamping each POST as it comes in).
 
 ``--rss`` measures the submitter alone: peak RSS of a fresh process submitting 100,000 and
 1,000,000 rows from a generator to a broker that drops the tasks.
@@ -36,13 +36,10 @@ from tests.taskiq import _e2e
 
 
 async def _submit_and_wait(env: dict[str, str], rows: list[tuple[str, str]]) -> Any:
-    from taskiq_aio_pika import AioPikaBroker
-    from taskiq_aio_pika.queue import Queue
-
     from smsgate.taskiq import BulkQueue
-    from tests.taskiq._worker_app import make_gateway
+    from tests.taskiq._worker_app import make_broker, make_gateway
 
-    broker = AioPikaBroker(env["SMSGATE_E2E_AMQP"]).with_queue(Queue(name=env["SMSGATE_E2E_QUEUE"]))
+    broker = make_broker(env)
     queue = BulkQueue(
         broker,
         gateway=make_gateway,
@@ -66,7 +63,9 @@ async def _submit_and_wait(env: dict[str, str], rows: list[tuple[str, str]]) -> 
         await queue.aclose()
 
 
-def run_once(workers: int, recipients: int, rate: float, distinct_every: int) -> dict[str, Any]:
+def run_once(
+    workers: int, recipients: int, rate: float, distinct_every: int, broker: str = "redis"
+) -> dict[str, Any]:
     with _e2e.fake_process() as url, tempfile.TemporaryDirectory() as tmp:
         env = _e2e.settings(
             fake_url=url,
@@ -77,6 +76,7 @@ def run_once(workers: int, recipients: int, rate: float, distinct_every: int) ->
             concurrency=16,
         )
         env["SMSGATE_E2E_STAMPS"] = f"{env['SMSGATE_E2E_NAME']}:grants"
+        env["SMSGATE_E2E_BROKER"] = broker
         procs = [_e2e.start_worker(env, Path(tmp) / f"w{i}.log") for i in range(workers)]
         try:
             rows = _e2e.messages(recipients, distinct_every=distinct_every)
@@ -105,10 +105,11 @@ def _cleanup(env: dict[str, str]) -> None:
     client = redis.Redis.from_url(env["SMSGATE_E2E_REDIS"])
     try:
         keys = list(client.scan_iter(match=f"*{env['SMSGATE_E2E_NAME']}*"))
-        if keys:
-            client.delete(*keys)
+        client.delete(*keys, env["SMSGATE_E2E_QUEUE"])
     finally:
         client.close()
+    if env.get("SMSGATE_E2E_BROKER") == "redis":
+        return
 
     async def drop_queue() -> None:
         import aio_pika
@@ -174,6 +175,9 @@ def main() -> None:
         "--rows", nargs="+", choices=["throughput", "limiter"], default=["throughput", "limiter"]
     )
     parser.add_argument("--rate", type=float, default=100.0, help="the limiter row's rate")
+    parser.add_argument(
+        "--broker", choices=["redis", "amqp"], default="redis", help="the queue the workers share"
+    )
     args = parser.parse_args()
     if args.rss:
         rss()
@@ -193,7 +197,9 @@ def main() -> None:
         results: dict[int, list[dict[str, Any]]] = {1: [], 2: [], 3: []}
         for _ in range(repeat):
             for workers in (1, 2, 3):  # interleaved
-                results[workers].append(run_once(workers, recipients, rate, distinct_every))
+                results[workers].append(
+                    run_once(workers, recipients, rate, distinct_every, args.broker)
+                )
         for workers, runs in results.items():
 
             def med(key: str, runs: list[dict[str, Any]] = runs) -> float:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 
 from taskiq_aio_pika import AioPikaBroker
 from taskiq_aio_pika.queue import Queue
@@ -31,17 +32,17 @@ def make_gateway() -> smsgate.IppanelGateway:
     )
 
 
-def make_broker() -> AioPikaBroker | ReclaimingRedisBroker:
+def make_broker(env: Mapping[str, str] = _env) -> AioPikaBroker | ReclaimingRedisBroker:
     """The broker of this run: a queue of its own (RabbitMQ, or a Redis stream when
     ``SMSGATE_E2E_BROKER=redis``), one task at a time per worker."""
-    if _env.get("SMSGATE_E2E_BROKER") == "redis":
+    if env.get("SMSGATE_E2E_BROKER") == "redis":
         return ReclaimingRedisBroker(
-            _env["SMSGATE_E2E_REDIS"],
-            _env["SMSGATE_E2E_QUEUE"],
-            idle_timeout=float(_env.get("SMSGATE_E2E_RECLAIM", "30")),
+            env["SMSGATE_E2E_REDIS"],
+            env["SMSGATE_E2E_QUEUE"],
+            idle_timeout=float(env.get("SMSGATE_E2E_RECLAIM", "30")),
         )
-    return AioPikaBroker(_env["SMSGATE_E2E_AMQP"], qos=1).with_queue(
-        Queue(name=_env["SMSGATE_E2E_QUEUE"])
+    return AioPikaBroker(env["SMSGATE_E2E_AMQP"], qos=1).with_queue(
+        Queue(name=env["SMSGATE_E2E_QUEUE"])
     )
 
 

@@ -76,10 +76,7 @@ async def _submit(env: dict[str, str], rows: list[tuple[str, str]]) -> Any:
 
     from ._worker_app import make_broker, make_gateway
 
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in env.items():
-            patch.setenv(key, value)
-        broker = make_broker()
+    broker = make_broker(env)
     queue = BulkQueue(
         broker,
         gateway=make_gateway,  # called in the workers only
