@@ -28,6 +28,8 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AckableMessage
 from taskiq_redis import RedisStreamBroker
 
@@ -120,9 +122,15 @@ class ReclaimingRedisBroker(RedisStreamBroker):
                 while len(self._held) >= self.max_tasks:
                     self._room.clear()
                     await self._room.wait()
-                found = await self._reclaim(conn)
-                if found is None:
-                    found = await self._read(conn)
+                try:
+                    found = await self._reclaim(conn)
+                    if found is None:
+                        found = await self._read(conn)
+                except (RedisConnectionError, RedisTimeoutError) as exc:
+                    # Redis restarting: keep trying (redis-py reconnects on the next call).
+                    _log.warning("reading the queue %r failed: %r", self.queue_name, exc)
+                    await asyncio.sleep(self.block)
+                    continue
                 if found is not None:
                     stream, msg_id, data = found
                     self._held.add((stream, msg_id))

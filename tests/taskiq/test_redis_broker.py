@@ -164,3 +164,15 @@ def test_settings_are_checked() -> None:
     with pytest.raises(ConfigurationError, match="maxlen"):
         ReclaimingRedisBroker("redis://127.0.0.1:6379/0", maxlen=10)
     assert "idle_timeout=30.0s" in repr(ReclaimingRedisBroker("redis://127.0.0.1:6379/0"))
+
+
+@pytest.mark.asyncio
+async def test_listening_survives_redis_being_away(caplog: pytest.LogCaptureFixture) -> None:
+    """A worker whose Redis is restarting keeps trying instead of dying (nothing listens on
+    port 1: every read is refused at once)."""
+    broker = ReclaimingRedisBroker("redis://127.0.0.1:1/0", "q", block=0.05)
+    listen = broker.listen()
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(listen.__anext__(), 0.5)
+    assert "reading the queue 'q' failed" in caplog.text
+    await broker.shutdown()
