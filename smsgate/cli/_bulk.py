@@ -155,8 +155,9 @@ class _Ran:
 @click.option(
     "--queue",
     "queue_url",
-    help="Submit to workers ('smsgate worker') through this RabbitMQ URL instead of "
-    "sending from here; the progress bar follows the job in Redis.",
+    help="Submit to workers ('smsgate worker') through this queue instead of sending from "
+    "here: a Redis URL (redis://host:6379/0) or a RabbitMQ URL (amqp://...); the progress "
+    "bar follows the job in Redis.",
 )
 @click.option("--redis", help="With --queue: the workers' Redis URL (or $SMSGATE_REDIS).")
 @click.option("--queue-name", default="smsgate", show_default=True, help="With --queue.")

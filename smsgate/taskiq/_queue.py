@@ -69,8 +69,10 @@ class BulkQueue:
 
     Args:
         broker: A taskiq broker that acknowledges a task after it ends and delivers an
-            unacknowledged task again when its worker dies (``taskiq_aio_pika.AioPikaBroker``
-            on RabbitMQ is the tested one; see the "Scaling out" page).
+            unacknowledged task again when its worker dies: the tested ones are
+            :class:`~smsgate.taskiq.ReclaimingRedisBroker` (a Redis stream) and
+            ``taskiq_aio_pika.AioPikaBroker`` on RabbitMQ with ``qos=1`` (see the "Scaling
+            out" page).
         gateway: A zero-argument callable returning the gateway (or a
             :class:`~smsgate.FallbackPolicy`); called once per worker process.
         journal: A PostgreSQL DSN (``postgresql://...``: ``smsgate.postgres.PostgresJournal``),
