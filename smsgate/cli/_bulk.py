@@ -159,7 +159,11 @@ class _Ran:
     "here: a Redis URL (redis://host:6379/0) or a RabbitMQ URL (amqp://...); the progress "
     "bar follows the job in Redis.",
 )
-@click.option("--redis", help="With --queue: the workers' Redis URL (or $SMSGATE_REDIS).")
+@click.option(
+    "--redis",
+    help="With --queue: the workers' Redis URL (or $SMSGATE_REDIS; default: the queue's own "
+    "Redis, else redis://127.0.0.1:6379/0).",
+)
 @click.option("--queue-name", default="smsgate", show_default=True, help="With --queue.")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=500, show_default=True)
 @click.option("--wait/--no-wait", default=True, help="With --queue: follow the job to its end.")
@@ -221,14 +225,14 @@ def bulk(
     if queue_url is not None:
         if not journal:
             raise click.UsageError("--queue needs --journal (the workers' journal)")
-        from ._queue import DEFAULT_REDIS, ENV_REDIS, submit_to_queue
+        from ._queue import ENV_REDIS, default_redis, submit_to_queue
 
         submit_to_queue(
             rows(),
             total=sum(1 for _ in rows()),
             job_id=job,
             queue_url=queue_url,
-            redis=redis or os.environ.get(ENV_REDIS, DEFAULT_REDIS),
+            redis=redis or os.environ.get(ENV_REDIS) or default_redis(queue_url),
             journal=journal,
             name=queue_name,
             chunk_size=chunk_size,

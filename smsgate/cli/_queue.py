@@ -28,16 +28,30 @@ if TYPE_CHECKING:
     from ..dispatch import BulkReport
     from ..taskiq import BulkQueue, JobHandle
 
-__all__ = ["job", "submit_to_queue", "worker"]
+__all__ = ["default_redis", "job", "submit_to_queue", "worker"]
 
 FC = TypeVar("FC", bound=Callable[..., Any])
 
 ENV_QUEUE = "SMSGATE_QUEUE"
 ENV_REDIS = "SMSGATE_REDIS"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
-def _redis_option() -> Callable[[FC], FC]:
+def default_redis(queue_url: str) -> str:
+    """The Redis for the limiter and progress when none is named: the queue's own Redis
+    if the queue is a Redis stream, else the local default."""
+    return queue_url if queue_url.startswith(_REDIS_SCHEMES) else DEFAULT_REDIS
+
+
+def _redis_option(*, from_queue: bool = False) -> Callable[[FC], FC]:
+    if from_queue:
+        return click.option(
+            "--redis",
+            envvar=ENV_REDIS,
+            help=f"Redis URL: the shared rate limit and the jobs' progress (or ${ENV_REDIS}; "
+            f"default: the queue's own Redis, else {DEFAULT_REDIS}).",
+        )
     return click.option(
         "--redis",
         envvar=ENV_REDIS,
@@ -101,7 +115,7 @@ def build_queue(
 def _broker(url: str, name: str, reclaim_after: float) -> Any:
     queue_name = f"smsgate.{name}"
     try:
-        if url.startswith(("redis://", "rediss://", "unix://")):
+        if url.startswith(_REDIS_SCHEMES):
             from smsgate.taskiq import ReclaimingRedisBroker
 
             return ReclaimingRedisBroker(url, queue_name, idle_timeout=reclaim_after)
@@ -206,7 +220,7 @@ def submit_to_queue(
     help="The broker: a Redis URL (redis://host:6379/0, a stream) or a RabbitMQ URL "
     f"(amqp://user:password@host:5672/) (or ${ENV_QUEUE}).",
 )
-@_redis_option()
+@_redis_option(from_queue=True)
 @click.option(
     "--journal",
     envvar="SMSGATE_JOURNAL",
@@ -240,7 +254,7 @@ def submit_to_queue(
 @handled
 def worker(
     queue_url: str,
-    redis: str,
+    redis: str | None,
     journal: str,
     rate: float,
     concurrency: int,
@@ -258,7 +272,7 @@ def worker(
     current = state()
     broker, queue = build_queue(
         broker_url=queue_url,
-        redis=redis,
+        redis=redis or default_redis(queue_url),
         journal=journal,
         name=name,
         rate=rate,
