@@ -63,6 +63,7 @@ from .._constants import (
     MAX_RETRY_AFTER,
 )
 from .._redact import LOG_FILTER, Redactor, install_log_filter
+from .._segments import segments
 from .._version import __version__
 from ..exceptions import (
     ConfigurationError,
@@ -323,12 +324,23 @@ class HttpGateway:
     # -- requests ----------------------------------------------------------------------
 
     def _observe(
-        self, operation: str, *, recipients: int = 0, parts: int = 0, attempt: int = 1
+        self,
+        operation: str,
+        *,
+        recipients: int = 0,
+        parts: int = 0,
+        attempt: int = 1,
+        text: str | None = None,
     ) -> AbstractContextManager[object]:
         """The telemetry context of one provider request, opened by a backend around the
         request *and* the reading of its answer, so that a refusal the backend decodes
         (an error code in a 200 answer) is the request's outcome. :meth:`_request` opens
-        one itself when the backend did not."""
+        one itself when the backend did not.
+
+        ``text``: the message sent; ``parts`` is then its SMS parts, counted only when an
+        observer is installed (counting costs more than the rest of this call)."""
+        if text is not None and _telemetry.current() is not None:
+            parts = segments(text).parts
         return _telemetry.request(
             self.name, operation, recipients=recipients, parts=parts, attempt=attempt
         )
