@@ -6,11 +6,16 @@ How a job flows (see docs/dispatch.md for the user-facing story)::
       -> Admission (``_intake``): bad rows fail, repeats are skipped, the rest are keyed
       -> Batcher: rows with the same text and line, up to the batch size (a partial batch
          leaves after ``linger`` seconds)
-      -> a memory stream with no buffer (back-pressure: the input is read only as fast as
-         workers take batches); workers are started as batches need them, up to
-         ``concurrency``
+      -> a handoff (``_handoff``) with no buffer beyond one row's batches (back-pressure:
+         the input is read only as fast as workers take batches); workers are started as
+         batches need them, up to ``concurrency``
       -> each worker, holding a concurrency token: claim, pace, send, record, report
          (``_sending``).
+
+Who reads: a plain iterable is read by the workers themselves, each when it needs its next
+batch (one at a time; the job's task reads only until every worker it may start has a
+batch), so a batch reaches a worker without a task switch. An async iterable is read by
+the job's task, which hands each batch over and waits while every worker is busy.
 
 Stopping (``stop`` set, or an account-wide error): no more rows are read, batches not yet
 claimed fail with ``JobStoppedError``, requests in flight finish and are recorded. After
@@ -25,7 +30,7 @@ fingerprint per distinct row.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Iterator
 from typing import TYPE_CHECKING
 
 import anyio
@@ -34,6 +39,7 @@ import anyio.lowlevel
 from .._models import Message
 from ..exceptions import JournalError, OutcomeUnknownError, SendWindowError
 from ._context import JobContext, check_job_id
+from ._handoff import Handoff
 from ._intake import END, TICK, YIELD_EVERY, Admission, Batcher, Item, Messages, Signal
 from ._pacing import clamp_for_limiter
 from ._progress import Meter
@@ -41,8 +47,7 @@ from ._sending import Sender, Sink
 from ._values import REASON_DUPLICATE, REASON_MAYBE_SENT, Outcome
 
 if TYPE_CHECKING:
-    from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
-    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+    from anyio.abc import ObjectSendStream, TaskGroup
 
     from ._window import SendWindow
 
@@ -50,6 +55,7 @@ __all__ = ["Job", "unwrap"]
 
 #: After a SendWindowError, the route waits at least this long (seconds) before trying.
 _REFUSED_HOLD = 60.0
+_NO_ROW = object()  # what next() gives at the end of a plain iterable (a row may be None)
 
 
 def unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -97,7 +103,11 @@ class Job(Sender):
         self.worker_scopes: set[anyio.CancelScope] = set()
         self.source_scope: anyio.CancelScope | None = None
         self.handoff_scope: anyio.CancelScope | None = None
-        self.receive: MemoryObjectReceiveStream[list[Item]] | None = None
+        self.handoff = Handoff()
+        self.batcher: Batcher | None = None
+        self.source: Iterator[Message] | None = None  # a plain iterable: workers read it
+        self.reading = False  # a task is reading ``source`` now
+        self.input_done = False  # no batch will be made any more (the end, or a stop)
         self.windows: list[SendWindow | None] = list(ctx.windows)
         self.window_hold = [0.0] * len(self.windows)
         self.window_open_until = [0.0] * len(self.windows)
@@ -134,11 +144,14 @@ class Job(Sender):
                         outer.start_soon(self._watch, self.stop_event)
                     async with anyio.create_task_group() as workers:
                         self.workers = workers
-                        send, receive = anyio.create_memory_object_stream[list[Item]](0)
-                        self.receive = receive
-                        async with receive, send:
-                            await self._read(messages, send)
-                        # The workers hold clones; this end is closed, they go on.
+                        await self._read(messages)
+                    # Batches no worker took: the job stopped, or its workers were cancelled.
+                    leftovers = [*self.handoff.ready]
+                    self.handoff.ready.clear()
+                    if self.batcher is not None:
+                        leftovers += self.batcher.drain()
+                    for batch in leftovers:
+                        await self.fail_stopped(batch)
                     outer.cancel_scope.cancel()
             except BaseExceptionGroup as group:
                 leaf = unwrap(group)
@@ -174,6 +187,7 @@ class Job(Sender):
         self.meter.stopped = reason
         if self.source_scope is not None:
             self.source_scope.cancel()
+        self.handoff.wake()  # idle workers look again: they read no more rows
         # A batch being handed over is left to the workers: they fail it without sending.
         if self.outer is not None:
             self.outer.start_soon(self._drain)
@@ -193,9 +207,8 @@ class Job(Sender):
     def _cancel_workers(self) -> None:
         for scope in list(self.worker_scopes):
             scope.cancel()
-        # No worker takes batches any more: the reader fails the one it holds itself.
-        # (Cancelled only now: a send cancelled as a worker takes the batch could count
-        # its rows twice.)
+        # No worker takes batches any more: the reader stops waiting for one; the batches
+        # left over fail when the workers have ended.
         if self.handoff_scope is not None:
             self.handoff_scope.cancel()
 
@@ -273,12 +286,20 @@ class Job(Sender):
 
     # -- reading ---------------------------------------------------------------------------
 
-    async def _read(self, messages: Messages, out: MemoryObjectSendStream[list[Item]]) -> None:
+    async def _read(self, messages: Messages) -> None:
         size = clamp_for_limiter(self.ctx.batch_size(0), 1, self.limiter) or 1
-        batcher = Batcher(size, self.ctx.settings.linger)
-        if isinstance(messages, AsyncIterable):
+        self.batcher = batcher = Batcher(size, self.ctx.settings.linger)
+        if not isinstance(messages, AsyncIterable):
+            # The workers read it (_next_batch); this task only until every worker the job
+            # may start has a batch and one more batch waits (or the input ended).
+            self.source = iter(messages)
+            handoff = self.handoff
+            while not self.input_done and not self.reading and not handoff.ready:
+                await self._produce()
+            return
+        try:
             if batcher.size > 1:
-                await self._read_async(messages, batcher, out)
+                await self._read_async(messages, batcher)
             else:  # nothing lingers: no helper tasks needed
                 source = messages.__aiter__()
                 while self.stopping is None:
@@ -290,24 +311,44 @@ class Job(Sender):
                     self.source_scope = None
                     if message is None:
                         break
-                    await self._take(message, batcher, out)
-        else:
-            meter = self.meter
-            for message in messages:
-                await self._take(message, batcher, out)
-                if self.stopping is not None:
-                    break
+                    for batch in await self._admit(message, batcher):
+                        await self._offer(batch, wait=True)
+            for batch in batcher.drain():
+                await self._offer(batch)
+        finally:
+            self._end_input()
+
+    async def _produce(self) -> None:
+        """Read the plain iterable until a row completes a batch, and hand the batches out.
+        At the end of the input, or once the job stops, the partial batches leave too and
+        no batch is made any more."""
+        source, batcher, meter = self.source, self.batcher, self.meter
+        assert source is not None and batcher is not None
+        self.reading = True
+        try:
+            made = False
+            while not made:
+                message = _NO_ROW if self.stopping is not None else next(source, _NO_ROW)
+                if message is _NO_ROW:
+                    for batch in batcher.drain():
+                        await self._offer(batch)
+                    self._end_input()
+                    return
+                for batch in await self._admit(message, batcher):  # type: ignore[arg-type]
+                    made = True
+                    await self._offer(batch)
                 if meter.read % YIELD_EVERY == 0:
                     await anyio.lowlevel.checkpoint()
-        for batch in batcher.drain():
-            await self._dispatch(batch, out)
+        finally:
+            self.reading = False
+            if not self.input_done and self.handoff.idle:
+                self.handoff.wake(1)  # workers waited for this read: one of them reads on
 
-    async def _read_async(
-        self,
-        messages: AsyncIterable[Message],
-        batcher: Batcher,
-        out: MemoryObjectSendStream[list[Item]],
-    ) -> None:
+    def _end_input(self) -> None:
+        self.input_done = True
+        self.handoff.wake()
+
+    async def _read_async(self, messages: AsyncIterable[Message], batcher: Batcher) -> None:
         # Two helper tasks feed one pipe: `pump` pulls the user's iterator, `tick` says
         # when a partial batch has lingered long enough. Nothing here cancels a pending
         # __anext__ (that would kill an async generator) or a pending receive (an item
@@ -350,14 +391,8 @@ class Job(Sender):
                     assert not isinstance(got, Signal)
                     ready = await self._admit(got, batcher)
                 for batch in ready:
-                    await self._dispatch(batch, out)
+                    await self._offer(batch, wait=True)
             helpers.cancel_scope.cancel()
-
-    async def _take(
-        self, message: Message, batcher: Batcher, out: MemoryObjectSendStream[list[Item]]
-    ) -> None:
-        for batch in await self._admit(message, batcher):
-            await self._dispatch(batch, out)
 
     async def _admit(self, message: Message, batcher: Batcher) -> list[list[Item]]:
         """Check one row; return the batches it completes (its outcome, if it has one
@@ -375,70 +410,86 @@ class Job(Sender):
             return []
         return batcher.add(result, self.ctx.clock() if batcher.size > 1 else 0.0)
 
-    async def _dispatch(self, batch: list[Item], out: MemoryObjectSendStream[list[Item]]) -> None:
-        """Give a batch to an idle worker, start one, or wait for one.
-
-        ``send()`` always yields to the event loop, so the reader would hand out one batch
-        per loop turn (benchmarks/README.md: about 150 µs per message); ``send_nowait``
-        hands the batch straight to a waiting worker. Workers start only when no idle one
-        is waiting, up to ``concurrency``: a 10-row job makes at most 10.
-        """
+    async def _offer(self, batch: list[Item], *, wait: bool = False) -> None:
+        """Give a batch to an idle worker, start one (up to ``concurrency``: a 10-row job
+        makes at most 10), or leave it for the next worker that is free; ``wait``: then
+        wait until a worker took it (the async reader's back-pressure)."""
         if self.stopping is not None:
             await self.fail_stopped(batch)
             return
-        try:
-            out.send_nowait(batch)
+        handoff = self.handoff
+        if handoff.give(batch):
             return
-        except anyio.WouldBlock:
-            pass
         if self.worker_count < self.ctx.settings.concurrency:
-            assert self.workers is not None and self.receive is not None
+            assert self.workers is not None
             self.worker_count += 1
-            self.workers.start_soon(self._worker, self.receive.clone(), batch)
+            self.workers.start_soon(self._worker, batch)
             return
-        with anyio.CancelScope() as scope:
-            self.handoff_scope = scope
-            await out.send(batch)
-        self.handoff_scope = None
-        if scope.cancelled_caught:
-            await self.fail_stopped(batch)
+        handoff.ready.append(batch)
+        if wait:
+            with anyio.CancelScope() as scope:
+                self.handoff_scope = scope
+                await handoff.wait_room()
+            self.handoff_scope = None
+
+    async def _next_batch(self) -> list[Item] | None:
+        """A worker's next batch (``None``: none will come): one waiting, else one it reads
+        itself (a plain iterable no other task is reading), else one handed to it.
+
+        A worker that reads also reads the batch after its own, which then waits (as a
+        reading task would hold it while every worker is busy): stopping fails it."""
+        handoff = self.handoff
+        while True:
+            batch = handoff.take()
+            if batch is None:
+                if self.input_done:
+                    return None
+                if self.source is not None and not self.reading:
+                    await self._produce()
+                    continue
+                batch = await handoff.wait()
+                if batch is None:
+                    continue
+            if self.source is not None and not (self.reading or self.input_done or handoff.ready):
+                try:
+                    await self._produce()
+                except BaseException:
+                    handoff.ready.appendleft(batch)  # never lost with a cancelled worker
+                    raise
+            return batch
 
     # -- workers ---------------------------------------------------------------------------
 
-    async def _worker(self, batches: ObjectReceiveStream[list[Item]], first: list[Item]) -> None:
+    async def _worker(self, first: list[Item]) -> None:
         current: list[Item] | None = first
         slots = self.ctx.slots
         with anyio.CancelScope() as scope:
             self.worker_scopes.add(scope)
-            async with batches:
-                while current is not None:
-                    try:
-                        # Receiving the batch was a checkpoint already; only wait (and
-                        # yield again) when another job of this dispatcher holds every token.
-                        slots.acquire_nowait()
-                    except anyio.WouldBlock:
-                        await slots.acquire()
-                    try:
-                        await self.process(current)
-                    except anyio.get_cancelled_exc_class():
-                        if not scope.cancel_called:
-                            # Cancelled from outside the job (its caller, a timeout, a
-                            # stream left): claims no request carried go back, so the
-                            # rerun sends those rows instead of calling them in doubt.
-                            with anyio.CancelScope(shield=True):
-                                await self.release(current)
+            while current is not None:
+                try:
+                    # Only wait (and yield) when another job of this dispatcher holds
+                    # every token.
+                    slots.acquire_nowait()
+                except anyio.WouldBlock:
+                    await slots.acquire()
+                try:
+                    await self.process(current)
+                except anyio.get_cancelled_exc_class():
+                    if not scope.cancel_called:
+                        # Cancelled from outside the job (its caller, a timeout, a
+                        # stream left): claims no request carried go back, so the
+                        # rerun sends those rows instead of calling them in doubt.
+                        with anyio.CancelScope(shield=True):
+                            await self.release(current)
+                    raise
+                except JournalError:
+                    if self.journal_error is None:
                         raise
-                    except JournalError:
-                        if self.journal_error is None:
-                            raise
-                        break  # reported below, like a cancelled batch
-                    finally:
-                        slots.release()
-                    current = None
-                    try:
-                        current = await batches.receive()
-                    except anyio.EndOfStream:
-                        break
+                    break  # reported below, like a cancelled batch
+                finally:
+                    slots.release()
+                current = None
+                current = await self._next_batch()
         self.worker_scopes.discard(scope)
         if current is not None and (scope.cancelled_caught or self.journal_error is not None):
             with anyio.CancelScope(shield=True):
