@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 import anyio
 import anyio.lowlevel
 
+from .._asynclib import loop_clock
 from .._models import Message
 from ..exceptions import JournalError, OutcomeUnknownError, SendWindowError
 from ._context import JobContext, check_job_id
@@ -108,6 +109,7 @@ class Job(Sender):
         self.source: Iterator[Message] | None = None  # a plain iterable: workers read it
         self.reading = False  # a task is reading ``source`` now
         self.input_done = False  # no batch will be made any more (the end, or a stop)
+        self.clock = ctx.clock  # the same clock, bound to the loop once the job runs
         self.windows: list[SendWindow | None] = list(ctx.windows)
         self.window_hold = [0.0] * len(self.windows)
         self.window_open_until = [0.0] * len(self.windows)
@@ -123,6 +125,7 @@ class Job(Sender):
         """Run the job to its end (or its stop), handing each outcome to ``sink``."""
         ctx = self.ctx
         self.sink = sink
+        self.clock = self.meter.clock = loop_clock(ctx.clock)
         self.meter.start()
         ctx.jobs.add(self)
         journal, owned, where = await ctx.open_journal()
@@ -158,7 +161,7 @@ class Job(Sender):
                 if leaf is group:
                     raise
                 raise leaf from leaf.__cause__
-            self.meter.ended = ctx.clock()
+            self.meter.ended = self.clock()
             if self.journal_error is not None:
                 raise self.journal_error
             self.meter.progress(final=True)
@@ -311,7 +314,11 @@ class Job(Sender):
                     self.source_scope = None
                     if message is None:
                         break
-                    for batch in await self._admit(message, batcher):
+                    ready = self._admit(message, batcher)
+                    if isinstance(ready, Outcome):
+                        await self.emit(ready)
+                        continue
+                    for batch in ready:
                         await self._offer(batch, wait=True)
             for batch in batcher.drain():
                 await self._offer(batch)
@@ -334,9 +341,13 @@ class Job(Sender):
                         await self._offer(batch)
                     self._end_input()
                     return
-                for batch in await self._admit(message, batcher):  # type: ignore[arg-type]
-                    made = True
-                    await self._offer(batch)
+                ready = self._admit(message, batcher)  # type: ignore[arg-type]
+                if isinstance(ready, Outcome):
+                    await self.emit(ready)
+                else:
+                    for batch in ready:
+                        made = True
+                        await self._offer(batch)
                 if meter.read % YIELD_EVERY == 0:
                     await anyio.lowlevel.checkpoint()
         finally:
@@ -354,7 +365,7 @@ class Job(Sender):
         # __anext__ (that would kill an async generator) or a pending receive (an item
         # handed over at that moment could be lost), except a stop: the loop reads the pipe.
         pipe_in, pipe_out = anyio.create_memory_object_stream[Message | Signal](0)
-        clock, sleep, linger = self.ctx.clock, self.ctx.sleep, self.ctx.settings.linger
+        clock, sleep, linger = self.clock, self.ctx.sleep, self.ctx.settings.linger
 
         async def pump() -> None:
             async with pipe_in:
@@ -389,14 +400,18 @@ class Job(Sender):
                     ready = batcher.expired(clock())
                 else:
                     assert not isinstance(got, Signal)
-                    ready = await self._admit(got, batcher)
+                    admitted = self._admit(got, batcher)
+                    if isinstance(admitted, Outcome):
+                        await self.emit(admitted)
+                        continue
+                    ready = admitted
                 for batch in ready:
                     await self._offer(batch, wait=True)
             helpers.cancel_scope.cancel()
 
-    async def _admit(self, message: Message, batcher: Batcher) -> list[list[Item]]:
-        """Check one row; return the batches it completes (its outcome, if it has one
-        already, is emitted here)."""
+    def _admit(self, message: Message, batcher: Batcher) -> list[list[Item]] | Outcome:
+        """Check one row: the batches it completes, or its outcome (counted; the caller
+        emits it). Not a coroutine: most rows only join a batch."""
         meter = self.meter
         meter.read += 1
         assert self.admission is not None
@@ -406,9 +421,8 @@ class Job(Sender):
                 meter.duplicates += 1
             elif result.status == "failed":
                 meter.invalid += 1
-            await self.emit(result)
-            return []
-        return batcher.add(result, self.ctx.clock() if batcher.size > 1 else 0.0)
+            return result
+        return batcher.add(result, self.clock() if batcher.size > 1 else 0.0)
 
     async def _offer(self, batch: list[Item], *, wait: bool = False) -> None:
         """Give a batch to an idle worker, start one (up to ``concurrency``: a 10-row job
