@@ -38,7 +38,7 @@ from urllib.parse import parse_qsl
 import aiohttp
 import httpx
 
-from ._transport import HEAD_BYTES, HttpAnswer, ResponseTooLarge
+from ._transport import HEAD_BYTES, HttpAnswer, ResponseTooLarge, verified_context
 
 __all__ = ["AiohttpTransport"]
 
@@ -122,7 +122,7 @@ class AiohttpTransport:
         elif self._verify:
             # httpx's context (certifi's bundle), so that certificate checks do not change
             # with the transport.
-            ssl_context = httpx.create_ssl_context()
+            ssl_context = verified_context()
         else:
             ssl_context = False
         connector = aiohttp.TCPConnector(
