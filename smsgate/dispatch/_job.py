@@ -291,7 +291,8 @@ class Job(Sender):
 
     async def _read(self, messages: Messages) -> None:
         size = clamp_for_limiter(self.ctx.batch_size(0), 1, self.limiter) or 1
-        self.batcher = batcher = Batcher(size, self.ctx.settings.linger)
+        timed = isinstance(messages, AsyncIterable)  # lingering is for rows that come slowly
+        self.batcher = batcher = Batcher(size, self.ctx.settings.linger, timed=timed)
         if not isinstance(messages, AsyncIterable):
             # The workers read it (_next_batch); this task only until every worker the job
             # may start has a batch and one more batch waits (or the input ended).
@@ -422,7 +423,7 @@ class Job(Sender):
             elif result.status == "failed":
                 meter.invalid += 1
             return result
-        return batcher.add(result, self.clock() if batcher.size > 1 else 0.0)
+        return batcher.add(result, self.clock() if batcher.timed and batcher.size > 1 else 0.0)
 
     async def _offer(self, batch: list[Item], *, wait: bool = False) -> None:
         """Give a batch to an idle worker, start one (up to ``concurrency``: a 10-row job
