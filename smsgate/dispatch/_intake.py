@@ -105,7 +105,7 @@ class Admission:
             without a journal: a row another run took is skipped.
     """
 
-    __slots__ = ("_keyed", "_legacy", "_lines", "_shared", "rows", "seen")
+    __slots__ = ("_checked", "_keyed", "_legacy", "_lines", "_shared", "rows", "seen")
 
     def __init__(
         self, route: Route, *, keyed: bool, legacy: bool = False, shared: SeenSet | None = None
@@ -116,18 +116,22 @@ class Admission:
         self._shared = shared
         self.seen = SeenSet()
         self.rows = 0
+        self._checked: str | None = None  # the last text that passed check_text
 
     def admit(self, message: Message) -> Item | Outcome:
         """An :class:`Item` to send, or the row's final :class:`Outcome`."""
         self.rows += 1
-        check_row(message, self.rows)
+        if not isinstance(message, Message):
+            check_row(message, self.rows)
         text = message.text
-        try:
-            check_text(text)
-        except InvalidMessageError as exc:
-            return Outcome(
-                message=message, status="failed", error=exc, reason=REASON_INVALID_MESSAGE
-            )
+        if text is not self._checked:  # rows of one campaign share their text object
+            try:
+                check_text(text)
+            except InvalidMessageError as exc:
+                return Outcome(
+                    message=message, status="failed", error=exc, reason=REASON_INVALID_MESSAGE
+                )
+            self._checked = text
         try:
             recipient = normalize_msisdn(message.to)
         except InvalidRecipientError as exc:
