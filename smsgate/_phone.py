@@ -63,11 +63,43 @@ def normalize_msisdn(value: str) -> str:
         )
     if len(value) > _MAX_INPUT:
         raise InvalidRecipientError("not an Iranian mobile number (too long)", value=value[:20])
+    fast = _plain(value)
+    if fast is not None:
+        return fast
     cleaned = value.translate(_TABLE)
     match = _MOBILE.fullmatch(cleaned)
     if match is None:
         raise InvalidRecipientError(f"not an Iranian mobile number: {value!r}", value=value)
     return "+98" + match.group(1)
+
+
+def _plain(value: str) -> str | None:
+    """The E.164 form of a number typed in one of the plain ASCII spellings, else ``None``.
+
+    The common case of a bulk job (``09…``, ``9…``, ``989…``, ``+989…``, ``00989…`` in
+    ASCII digits, nothing to clean), without the translation and the regular expression:
+    exactly what :data:`_MOBILE` gives for such a string. Anything else (``None``) takes the
+    full path, which also raises the error.
+    """
+    if not value.isascii():
+        return None
+    size = len(value)
+    if size == 13:
+        digits = value[1:]
+        if value[:4] == "+989" and digits.isdigit():
+            return value
+        return None
+    if not value.isdigit():
+        return None
+    if size == 11:
+        return "+98" + value[1:] if value[:2] == "09" else None
+    if size == 10:
+        return "+98" + value if value[0] == "9" else None
+    if size == 12:
+        return "+" + value if value[:3] == "989" else None
+    if size == 14:
+        return "+" + value[2:] if value[:5] == "00989" else None
+    return None
 
 
 def to_national(msisdn: str) -> str:

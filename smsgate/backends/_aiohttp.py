@@ -38,7 +38,7 @@ from urllib.parse import parse_qsl
 import aiohttp
 import httpx
 
-from ._transport import HEAD_BYTES, HttpAnswer, ResponseTooLarge
+from ._transport import HEAD_BYTES, HttpAnswer, ResponseTooLarge, verified_context
 
 __all__ = ["AiohttpTransport"]
 
@@ -108,6 +108,9 @@ class AiohttpTransport:
         self._verify = verify
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[_TimeoutKey, aiohttp.ClientTimeout] = {}
+        # The last httpx.Timeout seen and its aiohttp one (a gateway passes the same object
+        # on every request: no key to build).
+        self._last: tuple[httpx.Timeout, aiohttp.ClientTimeout] | None = None
         self._closed = False
 
     def _open(self) -> aiohttp.ClientSession:
@@ -119,7 +122,7 @@ class AiohttpTransport:
         elif self._verify:
             # httpx's context (certifi's bundle), so that certificate checks do not change
             # with the transport.
-            ssl_context = httpx.create_ssl_context()
+            ssl_context = verified_context()
         else:
             ssl_context = False
         connector = aiohttp.TCPConnector(
@@ -137,6 +140,9 @@ class AiohttpTransport:
         return self._session
 
     def _client_timeout(self, timeout: httpx.Timeout) -> aiohttp.ClientTimeout:
+        last = self._last
+        if last is not None and last[0] is timeout:
+            return last[1]
         key: _TimeoutKey = (timeout.connect, timeout.read, timeout.write, timeout.pool)
         cached = self._timeouts.get(key)
         if cached is None:
@@ -147,6 +153,7 @@ class AiohttpTransport:
             )
             if len(self._timeouts) < 64:  # a handful of distinct timeouts in practice
                 self._timeouts[key] = cached
+        self._last = (timeout, cached)
         return cached
 
     async def send(

@@ -36,7 +36,7 @@ import anyio.abc
 import h11
 import httpx
 
-from ._transport import HEAD_BYTES, HttpAnswer, ResponseTooLarge
+from ._transport import HEAD_BYTES, HttpAnswer, ResponseTooLarge, verified_context
 
 __all__ = ["H11Transport"]
 
@@ -203,9 +203,11 @@ class H11Transport:
         if self._ssl is None:
             if isinstance(self._verify, ssl.SSLContext):
                 self._ssl = self._verify
-            else:
+            elif self._verify:
                 # httpx's context (certifi's bundle): checks do not change with the transport.
-                self._ssl = httpx.create_ssl_context(verify=self._verify)
+                self._ssl = verified_context()
+            else:
+                self._ssl = httpx.create_ssl_context(verify=False)
         return self._ssl
 
     # -- one exchange ----------------------------------------------------------------

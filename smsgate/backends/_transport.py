@@ -24,13 +24,17 @@ imports them.
 from __future__ import annotations
 
 import codecs
+import os
 from collections.abc import Mapping
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import attrs
 import httpx
 
-__all__ = ["HttpAnswer", "ResponseTooLarge", "Transport", "TransportName"]
+if TYPE_CHECKING:
+    import ssl
+
+__all__ = ["HttpAnswer", "ResponseTooLarge", "Transport", "TransportName", "verified_context"]
 
 #: The ``transport=`` setting of the gateways (see ``docs/writing-a-backend.md``).
 TransportName = Literal["auto", "aiohttp", "httpx", "h11"]
@@ -89,3 +93,23 @@ class Transport(Protocol):
     async def aclose(self) -> None:
         """Close what this transport opened (a borrowed client stays open). Idempotent."""
         ...
+
+
+_CONTEXTS: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
+
+
+def verified_context() -> ssl.SSLContext:
+    """httpx's default verifying TLS context (certifi's CA bundle, or the
+    ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` it names), built once per process for each
+    of those settings.
+
+    Loading a CA bundle takes tens of milliseconds of CPU: per gateway, that was more than
+    a short job's requests cost. The context is only read once built (aiohttp and the h11
+    client wrap sockets with it; nothing sets options on it), so one serves every transport,
+    as aiohttp's own default context does.
+    """
+    key = (os.environ.get("SSL_CERT_FILE") or None, os.environ.get("SSL_CERT_DIR") or None)
+    context = _CONTEXTS.get(key)
+    if context is None:
+        context = _CONTEXTS[key] = httpx.create_ssl_context()
+    return context

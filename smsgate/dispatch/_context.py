@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import random
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import anyio
+import anyio.lowlevel
 
 from ..exceptions import ConfigurationError
 from ._dedupe import SeenSet
@@ -24,7 +26,65 @@ from ._values import Progress
 if TYPE_CHECKING:
     from ._window import SendWindow
 
-__all__ = ["JobContext", "Settings"]
+__all__ = ["JobContext", "Settings", "Slots"]
+
+
+class Slots:
+    """The concurrency tokens every job of a dispatcher shares, first come first served.
+
+    What the workers need of :class:`anyio.CapacityLimiter`, without its record of which
+    task holds which token (two task lookups and two set operations per request). A
+    worker takes a token for each batch and gives it back after.
+    """
+
+    __slots__ = ("_waiters", "borrowed", "total")
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.borrowed = 0
+        self._waiters: deque[anyio.Event] = deque()
+
+    @property
+    def waiting(self) -> int:
+        """Tasks waiting for a token."""
+        return len(self._waiters)
+
+    def acquire_nowait(self) -> None:
+        """Take a token, or raise :class:`anyio.WouldBlock` (none free, or others wait)."""
+        if self._waiters or self.borrowed >= self.total:
+            raise anyio.WouldBlock
+        self.borrowed += 1
+
+    async def acquire(self) -> None:
+        """Take a token, waiting for one (in turn) if none is free."""
+        try:
+            self.acquire_nowait()
+        except anyio.WouldBlock:
+            pass
+        else:
+            try:
+                await anyio.lowlevel.checkpoint()
+            except BaseException:
+                self.release()
+                raise
+            return
+        event = anyio.Event()
+        self._waiters.append(event)
+        try:
+            await event.wait()
+        except BaseException:
+            if event.is_set():
+                self.release()  # handed a token as it was cancelled: it goes on
+            else:
+                self._waiters.remove(event)
+            raise
+
+    def release(self) -> None:
+        """Give a token back: to the task that has waited longest, if one waits."""
+        if self._waiters:
+            self._waiters.popleft().set()  # the token passes on; ``borrowed`` stays
+        else:
+            self.borrowed -= 1
 
 
 class Settings:
@@ -99,7 +159,7 @@ class JobContext:
         self.sleep = sleep
         self.wall = wall
         self.windows = windows
-        self.slots = anyio.CapacityLimiter(settings.concurrency)
+        self.slots = Slots(settings.concurrency)
         self.jobs: set[object] = set()
         self.rng = random.Random()
         # Without a journal, concurrent runs of one job id on this dispatcher share one

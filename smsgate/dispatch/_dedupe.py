@@ -10,7 +10,6 @@ journal key alike.
 
 from __future__ import annotations
 
-import hashlib
 from array import array
 
 from .._phone import canonical_line
@@ -20,10 +19,17 @@ from ._journal import journal_key
 __all__ = ["LineKeys", "SeenSet", "fingerprint"]
 
 
+_BITS = (1 << 64) - 1
+
+
 def fingerprint(recipient: str, text: str, line: str) -> int:
-    """64 bits of BLAKE2b over the row's identity (stable across processes, never 0)."""
-    data = f"{recipient}\x1f{text}\x1f{line}".encode("utf-8", "surrogatepass")
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little") or 1
+    """64 bits of the row's identity, never 0.
+
+    Python's own hash of the three strings (SipHash, keyed per process; a text's hash is
+    computed once per ``str`` object): every set that holds fingerprints lives in one
+    process. A tenth of the cost of a BLAKE2b digest, per row.
+    """
+    return hash((recipient, text, line)) & _BITS or 1
 
 
 class LineKeys:

@@ -445,12 +445,12 @@ class BulkDispatcher:
 
     def statistics(self) -> DispatcherStatistics:
         """A snapshot: tokens held, requests in flight, jobs running."""
-        slots = self._ctx.slots.statistics()
+        slots = self._ctx.slots
         jobs = [job for job in self._ctx.jobs if isinstance(job, Job)]
         return DispatcherStatistics(
             concurrency=self.concurrency,
-            borrowed=slots.borrowed_tokens,
-            waiting=slots.tasks_waiting,
+            borrowed=slots.borrowed,
+            waiting=slots.waiting,
             in_flight=sum(job.in_flight for job in jobs),
             jobs=len(jobs),
         )

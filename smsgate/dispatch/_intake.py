@@ -105,7 +105,7 @@ class Admission:
             without a journal: a row another run took is skipped.
     """
 
-    __slots__ = ("_keyed", "_legacy", "_lines", "_shared", "rows", "seen")
+    __slots__ = ("_checked", "_keyed", "_legacy", "_lines", "_shared", "rows", "seen")
 
     def __init__(
         self, route: Route, *, keyed: bool, legacy: bool = False, shared: SeenSet | None = None
@@ -116,18 +116,22 @@ class Admission:
         self._shared = shared
         self.seen = SeenSet()
         self.rows = 0
+        self._checked: str | None = None  # the last text that passed check_text
 
     def admit(self, message: Message) -> Item | Outcome:
         """An :class:`Item` to send, or the row's final :class:`Outcome`."""
         self.rows += 1
-        check_row(message, self.rows)
+        if not isinstance(message, Message):
+            check_row(message, self.rows)
         text = message.text
-        try:
-            check_text(text)
-        except InvalidMessageError as exc:
-            return Outcome(
-                message=message, status="failed", error=exc, reason=REASON_INVALID_MESSAGE
-            )
+        if text is not self._checked:  # rows of one campaign share their text object
+            try:
+                check_text(text)
+            except InvalidMessageError as exc:
+                return Outcome(
+                    message=message, status="failed", error=exc, reason=REASON_INVALID_MESSAGE
+                )
+            self._checked = text
         try:
             recipient = normalize_msisdn(message.to)
         except InvalidRecipientError as exc:
@@ -161,31 +165,41 @@ class _Group:
 
 
 class Batcher:
-    """Groups rows with the same text and line into batches of up to ``size`` numbers."""
+    """Groups rows with the same text and line into batches of up to ``size`` numbers.
 
-    __slots__ = ("_groups", "linger", "size")
+    ``timed``: a partial batch also leaves once it is ``linger`` seconds old (an async
+    input, whose rows may come slowly). A plain iterable's rows are all there: its batches
+    leave full, when more than ``MAX_OPEN_GROUPS`` are open, or at the end, whatever the
+    time (a job of ``n`` rows of one text makes ``ceil(n / size)`` requests, even when the
+    event loop is slow to come back to the reading task).
+    """
 
-    def __init__(self, size: int, linger: float) -> None:
+    __slots__ = ("_groups", "linger", "size", "timed")
+
+    def __init__(self, size: int, linger: float, *, timed: bool = True) -> None:
         self.size = size
         self.linger = linger
+        self.timed = timed
         self._groups: dict[tuple[str, str], _Group] = {}
 
     def add(self, item: Item, now: float) -> list[list[Item]]:
         """Add a row; return the batches that are ready to go."""
         if self.size == 1:
             return [[item]]
+        groups = self._groups
         key = (item.message.text, item.line)
         ready: list[list[Item]] = []
-        group = self._groups.get(key)
+        group = groups.get(key)
         if group is None:
-            if len(self._groups) >= MAX_OPEN_GROUPS:
-                oldest = next(iter(self._groups))
-                ready.append(self._groups.pop(oldest).items)
-            group = self._groups[key] = _Group(now)
-        group.items.append(item)
-        if len(group.items) >= self.size:
-            ready.append(self._groups.pop(key).items)
-        ready.extend(self.expired(now))
+            if len(groups) >= MAX_OPEN_GROUPS:
+                ready.append(groups.pop(next(iter(groups))).items)
+            group = groups[key] = _Group(now)
+        items = group.items
+        items.append(item)
+        if len(items) >= self.size:
+            ready.append(groups.pop(key).items)
+        if self.timed:
+            ready.extend(self.expired(now))
         return ready
 
     def next_deadline(self) -> float | None:

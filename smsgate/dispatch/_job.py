@@ -5,12 +5,15 @@ How a job flows (see docs/dispatch.md for the user-facing story)::
     input (Iterable | AsyncIterable of Message, read lazily)
       -> Admission (``_intake``): bad rows fail, repeats are skipped, the rest are keyed
       -> Batcher: rows with the same text and line, up to the batch size (a partial batch
-         leaves after ``linger`` seconds)
-      -> a memory stream with no buffer (back-pressure: the input is read only as fast as
-         workers take batches); workers are started as batches need them, up to
-         ``concurrency``
+         of an async input leaves after ``linger`` seconds)
+      -> a handoff (``_handoff``) with no buffer beyond one row's batches (back-pressure:
+         the input is read only as fast as workers take batches); workers are started as
+         batches need them, up to ``concurrency``
       -> each worker, holding a concurrency token: claim, pace, send, record, report
          (``_sending``).
+
+Reading and handing batches over is ``_reading``; this module runs the job, its workers,
+its stop and its send window.
 
 Stopping (``stop`` set, or an account-wide error): no more rows are read, batches not yet
 claimed fail with ``JobStoppedError``, requests in flight finish and are recorded. After
@@ -24,25 +27,21 @@ fingerprint per distinct row.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterable
 from typing import TYPE_CHECKING
 
 import anyio
 import anyio.lowlevel
 
-from .._models import Message
 from ..exceptions import JournalError, OutcomeUnknownError, SendWindowError
 from ._context import JobContext, check_job_id
-from ._intake import END, TICK, YIELD_EVERY, Admission, Batcher, Item, Messages, Signal
-from ._pacing import clamp_for_limiter
+from ._intake import Admission, Item, Messages
 from ._progress import Meter
-from ._sending import Sender, Sink
-from ._values import REASON_DUPLICATE, REASON_MAYBE_SENT, Outcome
+from ._reading import Reader
+from ._sending import Sink
+from ._values import REASON_MAYBE_SENT
 
 if TYPE_CHECKING:
-    from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
-    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+    from anyio.abc import TaskGroup
 
     from ._window import SendWindow
 
@@ -76,7 +75,7 @@ def unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return group
 
 
-class Job(Sender):
+class Job(Reader):
     """One run of a job: its counters, its task groups, its outcomes."""
 
     def __init__(
@@ -92,12 +91,7 @@ class Job(Sender):
         super().__init__(ctx, job_id, meter)
         self.stop_event = stop
         self.outer: TaskGroup | None = None
-        self.workers: TaskGroup | None = None
-        self.worker_count = 0
         self.worker_scopes: set[anyio.CancelScope] = set()
-        self.source_scope: anyio.CancelScope | None = None
-        self.handoff_scope: anyio.CancelScope | None = None
-        self.receive: MemoryObjectReceiveStream[list[Item]] | None = None
         self.windows: list[SendWindow | None] = list(ctx.windows)
         self.window_hold = [0.0] * len(self.windows)
         self.window_open_until = [0.0] * len(self.windows)
@@ -134,11 +128,10 @@ class Job(Sender):
                         outer.start_soon(self._watch, self.stop_event)
                     async with anyio.create_task_group() as workers:
                         self.workers = workers
-                        send, receive = anyio.create_memory_object_stream[list[Item]](0)
-                        self.receive = receive
-                        async with receive, send:
-                            await self._read(messages, send)
-                        # The workers hold clones; this end is closed, they go on.
+                        await self._read(messages)
+                    # Batches no worker took: the job stopped, or its workers were cancelled.
+                    for batch in self.leftovers():
+                        await self.fail_stopped(batch)
                     outer.cancel_scope.cancel()
             except BaseExceptionGroup as group:
                 leaf = unwrap(group)
@@ -174,6 +167,7 @@ class Job(Sender):
         self.meter.stopped = reason
         if self.source_scope is not None:
             self.source_scope.cancel()
+        self.handoff.wake()  # idle workers look again: they read no more rows
         # A batch being handed over is left to the workers: they fail it without sending.
         if self.outer is not None:
             self.outer.start_soon(self._drain)
@@ -193,9 +187,8 @@ class Job(Sender):
     def _cancel_workers(self) -> None:
         for scope in list(self.worker_scopes):
             scope.cancel()
-        # No worker takes batches any more: the reader fails the one it holds itself.
-        # (Cancelled only now: a send cancelled as a worker takes the batch could count
-        # its rows twice.)
+        # No worker takes batches any more: the reader stops waiting for one; the batches
+        # left over fail when the workers have ended.
         if self.handoff_scope is not None:
             self.handoff_scope.cancel()
 
@@ -271,174 +264,38 @@ class Job(Sender):
         self.window_open_until[index] = 0.0
         self.window_hold[index] = max(self.window_hold[index], window.opens_at(now + _REFUSED_HOLD))
 
-    # -- reading ---------------------------------------------------------------------------
-
-    async def _read(self, messages: Messages, out: MemoryObjectSendStream[list[Item]]) -> None:
-        size = clamp_for_limiter(self.ctx.batch_size(0), 1, self.limiter) or 1
-        batcher = Batcher(size, self.ctx.settings.linger)
-        if isinstance(messages, AsyncIterable):
-            if batcher.size > 1:
-                await self._read_async(messages, batcher, out)
-            else:  # nothing lingers: no helper tasks needed
-                source = messages.__aiter__()
-                while self.stopping is None:
-                    message: Message | None = None
-                    with anyio.CancelScope() as scope:
-                        self.source_scope = scope
-                        with contextlib.suppress(StopAsyncIteration):
-                            message = await source.__anext__()
-                    self.source_scope = None
-                    if message is None:
-                        break
-                    await self._take(message, batcher, out)
-        else:
-            meter = self.meter
-            for message in messages:
-                await self._take(message, batcher, out)
-                if self.stopping is not None:
-                    break
-                if meter.read % YIELD_EVERY == 0:
-                    await anyio.lowlevel.checkpoint()
-        for batch in batcher.drain():
-            await self._dispatch(batch, out)
-
-    async def _read_async(
-        self,
-        messages: AsyncIterable[Message],
-        batcher: Batcher,
-        out: MemoryObjectSendStream[list[Item]],
-    ) -> None:
-        # Two helper tasks feed one pipe: `pump` pulls the user's iterator, `tick` says
-        # when a partial batch has lingered long enough. Nothing here cancels a pending
-        # __anext__ (that would kill an async generator) or a pending receive (an item
-        # handed over at that moment could be lost), except a stop: the loop reads the pipe.
-        pipe_in, pipe_out = anyio.create_memory_object_stream[Message | Signal](0)
-        clock, sleep, linger = self.ctx.clock, self.ctx.sleep, self.ctx.settings.linger
-
-        async def pump() -> None:
-            async with pipe_in:
-                async for message in messages:
-                    await pipe_in.send(message)
-                await pipe_in.send(END)
-
-        async def tick(ticks: ObjectSendStream[Message | Signal]) -> None:
-            async with ticks:
-                while True:
-                    deadline = batcher.next_deadline()
-                    now = clock()
-                    if deadline is not None and deadline <= now:
-                        await ticks.send(TICK)
-                    else:
-                        await sleep(max(linger if deadline is None else deadline - now, 1e-3))
-
-        async with anyio.create_task_group() as helpers, pipe_out:
-            helpers.start_soon(pump)
-            helpers.start_soon(tick, pipe_in.clone())
-            while self.stopping is None:
-                # A stop cancels this receive: a row handed over at that moment is lost
-                # before it was counted, as if never read (it is in no report, not sent).
-                got: Message | Signal | None = None
-                with anyio.CancelScope() as scope:
-                    self.source_scope = scope
-                    got = await pipe_out.receive()
-                self.source_scope = None
-                if got is None or got is END:
-                    break
-                if got is TICK:
-                    ready = batcher.expired(clock())
-                else:
-                    assert not isinstance(got, Signal)
-                    ready = await self._admit(got, batcher)
-                for batch in ready:
-                    await self._dispatch(batch, out)
-            helpers.cancel_scope.cancel()
-
-    async def _take(
-        self, message: Message, batcher: Batcher, out: MemoryObjectSendStream[list[Item]]
-    ) -> None:
-        for batch in await self._admit(message, batcher):
-            await self._dispatch(batch, out)
-
-    async def _admit(self, message: Message, batcher: Batcher) -> list[list[Item]]:
-        """Check one row; return the batches it completes (its outcome, if it has one
-        already, is emitted here)."""
-        meter = self.meter
-        meter.read += 1
-        assert self.admission is not None
-        result = self.admission.admit(message)
-        if isinstance(result, Outcome):
-            if result.reason == REASON_DUPLICATE:
-                meter.duplicates += 1
-            elif result.status == "failed":
-                meter.invalid += 1
-            await self.emit(result)
-            return []
-        return batcher.add(result, self.ctx.clock() if batcher.size > 1 else 0.0)
-
-    async def _dispatch(self, batch: list[Item], out: MemoryObjectSendStream[list[Item]]) -> None:
-        """Give a batch to an idle worker, start one, or wait for one.
-
-        ``send()`` always yields to the event loop, so the reader would hand out one batch
-        per loop turn (benchmarks/README.md: about 150 µs per message); ``send_nowait``
-        hands the batch straight to a waiting worker. Workers start only when no idle one
-        is waiting, up to ``concurrency``: a 10-row job makes at most 10.
-        """
-        if self.stopping is not None:
-            await self.fail_stopped(batch)
-            return
-        try:
-            out.send_nowait(batch)
-            return
-        except anyio.WouldBlock:
-            pass
-        if self.worker_count < self.ctx.settings.concurrency:
-            assert self.workers is not None and self.receive is not None
-            self.worker_count += 1
-            self.workers.start_soon(self._worker, self.receive.clone(), batch)
-            return
-        with anyio.CancelScope() as scope:
-            self.handoff_scope = scope
-            await out.send(batch)
-        self.handoff_scope = None
-        if scope.cancelled_caught:
-            await self.fail_stopped(batch)
-
     # -- workers ---------------------------------------------------------------------------
 
-    async def _worker(self, batches: ObjectReceiveStream[list[Item]], first: list[Item]) -> None:
+    async def _worker(self, first: list[Item]) -> None:
         current: list[Item] | None = first
         slots = self.ctx.slots
         with anyio.CancelScope() as scope:
             self.worker_scopes.add(scope)
-            async with batches:
-                while current is not None:
-                    try:
-                        # Receiving the batch was a checkpoint already; only wait (and
-                        # yield again) when another job of this dispatcher holds every token.
-                        slots.acquire_nowait()
-                    except anyio.WouldBlock:
-                        await slots.acquire()
-                    try:
-                        await self.process(current)
-                    except anyio.get_cancelled_exc_class():
-                        if not scope.cancel_called:
-                            # Cancelled from outside the job (its caller, a timeout, a
-                            # stream left): claims no request carried go back, so the
-                            # rerun sends those rows instead of calling them in doubt.
-                            with anyio.CancelScope(shield=True):
-                                await self.release(current)
+            while current is not None:
+                try:
+                    # Only wait (and yield) when another job of this dispatcher holds
+                    # every token.
+                    slots.acquire_nowait()
+                except anyio.WouldBlock:
+                    await slots.acquire()
+                try:
+                    await self.process(current)
+                except anyio.get_cancelled_exc_class():
+                    if not scope.cancel_called:
+                        # Cancelled from outside the job (its caller, a timeout, a
+                        # stream left): claims no request carried go back, so the
+                        # rerun sends those rows instead of calling them in doubt.
+                        with anyio.CancelScope(shield=True):
+                            await self.release(current)
+                    raise
+                except JournalError:
+                    if self.journal_error is None:
                         raise
-                    except JournalError:
-                        if self.journal_error is None:
-                            raise
-                        break  # reported below, like a cancelled batch
-                    finally:
-                        slots.release()
-                    current = None
-                    try:
-                        current = await batches.receive()
-                    except anyio.EndOfStream:
-                        break
+                    break  # reported below, like a cancelled batch
+                finally:
+                    slots.release()
+                current = None
+                current = await self._next_batch()
         self.worker_scopes.discard(scope)
         if current is not None and (scope.cancelled_caught or self.journal_error is not None):
             with anyio.CancelScope(shield=True):

@@ -20,7 +20,7 @@ A journal that fails ends the job with :class:`~smsgate.JournalError`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -48,6 +48,9 @@ from ._intake import Item
 from ._pacing import amount, clamp_for_limiter, parts
 from ._values import REASON_MAYBE_SENT
 
+if TYPE_CHECKING:
+    from ._window import SendWindow
+
 __all__ = ["ACCOUNT_WIDE", "CONNECTION_STREAK", "Sender", "Sink"]
 
 #: A batch refused with one of these (and not maybe_sent) was refused for one of its
@@ -70,6 +73,8 @@ CONNECTION_STREAK = 3
 
 class Sender(JobState):
     """The send path of one run of a job (``_job.Job`` adds the reading)."""
+
+    windows: list[SendWindow | None]  # each route's send window (``_job.Job`` sets it)
 
     # -- one batch -------------------------------------------------------------------------
 
@@ -136,7 +141,7 @@ class Sender(JobState):
         attempt = 0
         while True:
             attempt += 1
-            if self.stopping is None:
+            if self.stopping is None and self.windows[index] is not None:
                 await self.wait_window(index, items[0])
             if self.stopping is not None or self.abandoned:
                 await self.fail_stopped(items, route)
@@ -204,22 +209,18 @@ class Sender(JobState):
 
     async def _pace_claimed(self, items: list[Item], route: Route, text: str) -> None:
         """Wait for the limiter; if cancelled there, release this run's claims first."""
+        limiter = self.limiter
+        observed = _telemetry.current() is not None
         try:
-            await self._pace(len(items), text)
+            units = amount(len(items), text, limiter)
+            began = self.ctx.clock() if observed else 0.0
+            await limiter.acquire(units)
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
                 await self.release(items, route)
             raise
-
-    async def _pace(self, count: int, text: str) -> None:
-        limiter = self.limiter
-        units = amount(count, text, limiter)
-        if _telemetry.current() is None:
-            await limiter.acquire(units)
-            return
-        began = self.ctx.clock()
-        await limiter.acquire(units)
-        _telemetry.limiter_wait(self.ctx.clock() - began)
+        if observed:
+            _telemetry.limiter_wait(self.ctx.clock() - began)
 
     async def _send(
         self, route: Route, items: list[Item], text: str, sender: str | None, permit: Any

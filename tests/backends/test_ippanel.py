@@ -1301,3 +1301,27 @@ async def test_pattern_default_keeps_credentials_out_of_the_url() -> None:
     assert receipt.message_id == "562892393"
     assert PASSWORD not in str(seen[0].url)
     assert seen[0].url.path == "/api/select"
+
+
+def test_number_lists_are_the_json_encoders() -> None:
+    """The joined list of numbers is the compact JSON the encoder writes, for any list."""
+    from smsgate.backends.ippanel._parsing import _to_json_array
+
+    for values in ([], [""], ["09121234567"], ["0912", "0935"], ["۰۹۱۲"], ['a"b'], ["12", ""]):
+        assert _to_json_array(values) == json.dumps(
+            values, separators=(",", ":"), ensure_ascii=False
+        )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'[0,"123456789"]', b'[0,"007"]', b"[0,123456789]", b'[0, "123456789"]', b' [0,"12"] '],
+)
+def test_plain_send_answers_read_as_the_lenient_parser_reads_them(body: bytes) -> None:
+    """The shortcut for ``[0,"<digits>"]`` gives the value the lenient JSON path gives."""
+    from smsgate.backends._transport import HttpAnswer
+    from smsgate.backends.ippanel._parsing import loads_lenient
+
+    gateway = smsgate.IppanelGateway(username="u", password="p", sender="+983000505")
+    answer = HttpAnswer(status_code=200, content=body)
+    assert gateway._decode(answer, idempotent=False) == loads_lenient(answer.text())

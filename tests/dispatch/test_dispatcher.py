@@ -675,6 +675,15 @@ class TestTimed:
         first_wait = gw.requests[0].started
         assert first_wait == pytest.approx(0.2, abs=0.01)
 
+    async def test_a_plain_iterable_is_batched_full_whatever_the_clock(self) -> None:
+        """Linger is for async inputs: a list's rows of one text make ceil(n / 100)
+        requests even on a clock that jumps an hour at every reading."""
+        hours = itertools.count(0.0, 3600.0)
+        gw = FakeGateway(max_recipients=100)
+        report = await BulkDispatcher(gw, clock=lambda: next(hours)).run(rows(1050))
+        assert report.sent == 1050
+        assert sorted(len(r.recipients) for r in gw.requests) == [50] + [100] * 10
+
     async def test_progress_events_are_bounded_and_final(self) -> None:
         """Progress events come at most every progress_interval, end with final=True, and
         carry counts, rate and ETA."""

@@ -415,3 +415,23 @@ async def test_a_custom_transport_error_keeps_its_phase() -> None:
         await gw.call()
     assert "refused by 10.0.0.1:443" in str(info.value)
     assert info.value.__cause__ is None and info.value.__context__ is None
+
+
+def test_form_quote_is_quote_plus() -> None:
+    """The one-translate form encoding writes what urllib's quote_plus writes."""
+    from urllib.parse import quote_plus
+
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from smsgate.backends._http import form_quote
+
+    @given(st.text(alphabet=st.characters(exclude_categories=["Cs"])))
+    def same(text: str) -> None:
+        assert form_quote(text) == quote_plus(text)
+
+    same()
+    for text in ("", " ", "a b+c&d=e%f~g_h.i-j", "سلام ۱۲۳", '["09121234567"]', "\U0001f600"):
+        assert form_quote(text) == quote_plus(text)
+    with pytest.raises(UnicodeEncodeError):
+        form_quote("\ud800")

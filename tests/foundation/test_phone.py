@@ -125,3 +125,21 @@ def test_provider_forms() -> None:
 def test_public_name() -> None:
     """normalize_msisdn is importable from the top-level package."""
     assert smsgate.normalize_msisdn is normalize_msisdn
+
+
+@given(
+    st.one_of(
+        st.from_regex(r"(\+|00)?[0-9]{8,15}", fullmatch=True),
+        st.text(alphabet="+0123456789 ۹", max_size=16),
+    )
+)
+def test_property_plain_spellings_take_the_same_path(text: str) -> None:
+    """The ASCII shortcut (no translation, no regex) agrees with the full rule everywhere."""
+    from smsgate._phone import _MOBILE, _TABLE, _plain
+
+    match = _MOBILE.fullmatch(text.translate(_TABLE))
+    shortcut = _plain(text)
+    if shortcut is not None:
+        assert match is not None and shortcut == "+98" + match.group(1)
+    elif text.isascii() and text.lstrip("+").isdigit() and text.count("+") <= 1:
+        assert match is None  # every plain spelling the rule accepts has the shortcut

@@ -147,6 +147,8 @@ def _is_auth_text(value: object) -> bool:
 _UNREAD: Final = object()
 
 _QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2033": '"'})
+# ``json.loads(text, strict=False)`` builds a new decoder on every call; this is that decoder.
+_LENIENT = json.JSONDecoder(strict=False)
 
 
 def loads_lenient(text: str) -> Any:
@@ -157,7 +159,7 @@ def loads_lenient(text: str) -> Any:
     """
     text = text.lstrip("\ufeff").strip()
     try:
-        return json.loads(text, strict=False)
+        return _LENIENT.decode(text)
     except RecursionError:
         raise ValueError("too deeply nested") from None
     except ValueError:
@@ -165,7 +167,7 @@ def loads_lenient(text: str) -> Any:
         if fixed == text:
             raise
     try:
-        return json.loads(fixed, strict=False)
+        return _LENIENT.decode(fixed)
     except RecursionError:
         raise ValueError("too deeply nested") from None
 
@@ -205,6 +207,11 @@ def _check_ids(values: object, what: str) -> list[str]:
 
 def _to_json_array(values: Sequence[str]) -> str:
     # docs/protocols/ippanel.md "Common fields": a compact JSON array inside one form field.
+    joined = "".join(values)
+    if joined.isascii() and joined.isdigit():
+        # Numbers and ids (every send): JSON writes a string of ASCII digits as it is, so
+        # the same text without the encoder (a third of a one-number send's own cost).
+        return '["' + '","'.join(values) + '"]'
     return json.dumps(list(values), separators=(",", ":"), ensure_ascii=False)
 
 

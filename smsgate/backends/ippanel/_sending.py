@@ -11,7 +11,6 @@ from typing import Final, Literal
 
 from ..._models import SendReceipt
 from ..._phone import normalize_msisdn, to_local
-from ..._segments import segments
 from ..._text import check_text
 from ...exceptions import (
     InvalidMessageError,
@@ -76,13 +75,14 @@ class SendingMixin(IppanelBase):
         fields = {
             "from": line,
             "message": text,
-            "to": _to_json_array([to_local(r) for r in recipients]),
+            # "0" and the subscriber digits: to_local() of numbers already in E.164.
+            "to": _to_json_array(["0" + r[3:] for r in recipients]),
         }
         if send_at is not None:
             if not isinstance(send_at, datetime):
                 raise InvalidMessageError("send_at must be a datetime")
             fields["time"] = _format_send_at(send_at)
-        with self._observe("send", recipients=len(recipients), parts=segments(text).parts):
+        with self._observe("send", recipients=len(recipients), text=text):
             payload, answer = await self._op("send", fields, idempotent=False)
             bulk = self._send_answer(payload, answer)
         return self._receipt(bulk, recipients, line, payload)

@@ -6,7 +6,6 @@ from collections.abc import Mapping
 
 from ..._models import SendReceipt
 from ..._phone import to_national
-from ..._segments import segments
 from .._fanout import fan_out, settle
 from .._parse import as_text
 from ._base import NeginBase, Sent, logger
@@ -66,7 +65,7 @@ class SendingMixin(NeginBase):
             **fields,
         }
         async with self._slots:
-            with self._observe("send", recipients=1, parts=segments(text).parts):
+            with self._observe("send", recipients=1, text=text):
                 answer = await self._request("POST", self._send_path, data=form)
                 status, body = self._envelope(answer, idempotent=False)
                 if status >= 0:
