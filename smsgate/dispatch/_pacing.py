@@ -14,6 +14,10 @@ __all__ = ["amount", "clamp_for_limiter", "parts"]
 @functools.lru_cache(maxsize=4096)
 def parts(text: str) -> int:
     """SMS parts of a text (cached: bulk jobs repeat texts)."""
+    if len(text) <= 70 and (len(text) <= 35 or max(text) <= "\uffff"):
+        # At most 70 UTF-16 code units (no character outside the BMP past 35), so at most
+        # 140 septets: one part in either encoding, without looking at each character.
+        return 1
     return max(1, segments(text).parts)
 
 
