@@ -23,6 +23,14 @@ os.environ.setdefault("SMSGATE_SEND_WINDOW", "off")
 from smsgate.testing import FakeProvider, LoopbackServer, serve_loopback
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first (a stable sort; the rest keep their order). In parallel
+    (pytest-xdist's worksteal) they open the first worker's share, so a long test never
+    starts last and keeps the run going alone; the end-to-end runs of several worker
+    processes (tests/taskiq/test_workers.py) run there one after the other."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     """Run ``@pytest.mark.anyio`` tests under asyncio and under trio."""
