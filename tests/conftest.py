@@ -9,7 +9,8 @@ uses the latter so it runs under trio too.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,14 @@ os.environ.setdefault("SMSGATE_SEND_WINDOW", "off")
 from smsgate.testing import FakeProvider, LoopbackServer, serve_loopback
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first (a stable sort; the rest keep their order). In parallel
+    (pytest-xdist's worksteal) they open the first worker's share, so a long test never
+    starts last and keeps the run going alone; the end-to-end runs of several worker
+    processes (tests/taskiq/test_workers.py) run there one after the other."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     """Run ``@pytest.mark.anyio`` tests under asyncio and under trio."""
@@ -32,6 +41,41 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 def fake() -> FakeProvider:
     """A fresh fake provider (both protocols) with default credentials."""
     return FakeProvider()
+
+
+class _Forward:
+    """An ASGI app that forwards to whichever app the current test installed."""
+
+    def __init__(self) -> None:
+        self.app: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+@pytest.fixture(scope="session")
+def _shared_server() -> Iterator[tuple[_Forward, LoopbackServer]]:
+    forward = _Forward()
+    with serve_loopback(forward) as server:
+        yield forward, server
+
+
+@pytest.fixture
+def serve_shared(
+    _shared_server: tuple[_Forward, LoopbackServer],
+) -> Iterator[Callable[[Any], LoopbackServer]]:
+    """``server = serve_shared(app)``: ``app`` served on 127.0.0.1 by uvicorn, one server for
+    the whole session (stopping a server costs ~0.2 s: uvicorn polls its exit flag). The app
+    is this test's alone: it is removed afterwards. Not for a test that stops the server or
+    needs uvicorn options of its own."""
+    forward, server = _shared_server
+
+    def install(app: Any) -> LoopbackServer:
+        forward.app = app
+        return server
+
+    yield install
+    forward.app = None
 
 
 @pytest.fixture

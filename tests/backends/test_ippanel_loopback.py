@@ -1,5 +1,5 @@
 """The integration twin of test_ippanel.py: IppanelGateway against the FakeProvider served
-by uvicorn on 127.0.0.1 (one server per module; a fresh fake per test), against every
+by uvicorn on 127.0.0.1 (one server for the session; a fresh fake per test), against every
 profile of the fake that concerns ippanel, under asyncio and trio."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -17,31 +17,13 @@ import pytest
 
 import smsgate
 from smsgate.backends.ippanel import ERROR_CODES, IppanelGateway, SubAccountRejectedError
-from smsgate.testing import FakeClock, FakeProvider, serve_loopback
+from smsgate.testing import FakeClock, FakeProvider, LoopbackServer
 
 pytestmark = pytest.mark.loopback
 
 USERNAME = "user"
 PASSWORD = "secret-pass"
 SENDER = "+983000505"
-
-
-class _Switch:
-    """An ASGI app that forwards to whichever fake the current test installed."""
-
-    def __init__(self) -> None:
-        self.app: Any = None
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.app(scope, receive, send)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[_Switch, str]]:
-    """One uvicorn server on 127.0.0.1 for the module (starting one per test is slow)."""
-    switch = _Switch()
-    with serve_loopback(switch) as running:
-        yield switch, running.url
 
 
 @pytest.fixture
@@ -61,17 +43,15 @@ def profile(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def fake(server: tuple[_Switch, str], clock: FakeClock, profile: str) -> FakeProvider:
-    """A fresh fake provider behind the shared server, with one opted-out number."""
-    provider = FakeProvider(clock=clock, opted_out=["09350000001"], profile=profile)
-    server[0].app = provider
-    return provider
+def fake(clock: FakeClock, profile: str) -> FakeProvider:
+    """A fresh fake provider with one opted-out number."""
+    return FakeProvider(clock=clock, opted_out=["09350000001"], profile=profile)
 
 
 @pytest.fixture
-def url(server: tuple[_Switch, str], fake: FakeProvider) -> str:
-    """The server's origin (the fake is installed first)."""
-    return server[1]
+def url(serve_shared: Callable[[Any], LoopbackServer], fake: FakeProvider) -> str:
+    """The origin of the session's shared server, serving this test's fake."""
+    return serve_shared(fake).url
 
 
 @contextlib.asynccontextmanager

@@ -8,7 +8,7 @@ Tests of a lenient-only switch pin ``profile`` to ``"lenient"``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +18,7 @@ import pytest
 import smsgate
 from smsgate import DeliveryState
 from smsgate.backends.negin import NeginGateway
-from smsgate.testing import FakeClock, FakeProvider, serve_loopback
+from smsgate.testing import FakeClock, FakeProvider, LoopbackServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.loopback]
 
@@ -56,30 +56,10 @@ LENIENT = pytest.mark.parametrize("profile", ["lenient"])
 GUIDE = pytest.mark.parametrize("profile", ["negin-guide"])
 
 
-class Forward:
-    """An ASGI app that forwards to the current test's fake (one server per module)."""
-
-    def __init__(self) -> None:
-        self.app: Any = None
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.app(scope, receive, send)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[Forward, str]]:
-    """uvicorn on 127.0.0.1 for the whole module (starting one per test costs ~0.25 s)."""
-    forward = Forward()
-    with serve_loopback(forward) as running:
-        yield forward, running.url
-
-
 @pytest.fixture
-def url(server: tuple[Forward, str], fake: FakeProvider) -> str:
-    """The origin that reaches this test's fake."""
-    forward, origin = server
-    forward.app = fake
-    return origin
+def url(serve_shared: Callable[[Any], LoopbackServer], fake: FakeProvider) -> str:
+    """The origin that reaches this test's fake (the session's shared server)."""
+    return serve_shared(fake).url
 
 
 @pytest.fixture

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from smsgate.cli import ENVIRONMENT
-from smsgate.testing import FakeProvider, LoopbackServer, serve_loopback
+from smsgate.testing import FakeProvider, LoopbackServer
 
 
 @pytest.fixture(autouse=True)
@@ -22,8 +22,9 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def served() -> Iterator[tuple[FakeProvider, LoopbackServer]]:
-    """A fresh fake provider on loopback."""
+def served(
+    serve_shared: Callable[[FakeProvider], LoopbackServer],
+) -> tuple[FakeProvider, LoopbackServer]:
+    """A fresh fake provider on loopback (the session's shared server)."""
     fake = FakeProvider()
-    with serve_loopback(fake) as server:
-        yield fake, server
+    return fake, serve_shared(fake)

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
 
 import smsgate
-from smsgate.testing import FakeClock, FakeProvider, serve_loopback
+from smsgate.testing import FakeClock, FakeProvider, LoopbackServer
 
 pytestmark = pytest.mark.anyio
 
@@ -68,13 +68,13 @@ def provider(clock: FakeClock, profile: str) -> FakeProvider:
 
 
 @pytest.fixture
-def server_url(mode: str, provider: FakeProvider) -> Iterator[str | None]:
-    """The loopback server's URL, or None for in-process mode."""
+def server_url(
+    mode: str, provider: FakeProvider, serve_shared: Callable[[Any], LoopbackServer]
+) -> str | None:
+    """The loopback server's URL (serving this test's provider), or None for in-process."""
     if mode.startswith("loopback"):
-        with serve_loopback(provider) as server:
-            yield server.url
-    else:
-        yield None
+        return serve_shared(provider).url
+    return None
 
 
 @pytest.fixture

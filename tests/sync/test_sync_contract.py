@@ -12,7 +12,7 @@ import contextlib
 import functools
 import inspect
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio.to_thread
@@ -20,7 +20,7 @@ import pytest
 
 import smsgate
 from smsgate import sync
-from smsgate.testing import FakeClock, FakeProvider, serve_loopback
+from smsgate.testing import FakeClock, FakeProvider, LoopbackServer
 from tests.contract import test_contract as contract
 
 pytestmark = pytest.mark.loopback
@@ -96,9 +96,8 @@ def provider(clock: FakeClock) -> FakeProvider:
 
 
 @pytest.fixture
-def url(provider: FakeProvider) -> Iterator[str]:
-    with serve_loopback(provider) as server:
-        yield server.url
+def url(provider: FakeProvider, serve_shared: Callable[[Any], LoopbackServer]) -> str:
+    return serve_shared(provider).url
 
 
 @pytest.mark.anyio
