@@ -24,7 +24,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.loopback]
 
 RECIPIENTS = 20_000
 RATE = 100  # requests/s for all workers together
-TRANSIT = 4  # requests per 1 s window that grant-to-arrival jitter may bunch (4 % here)
+# Requests per 1 s window that grant-to-arrival jitter may bunch: 10 % here, because the
+# suite runs other tests on the other core meanwhile (measured alone: 101-103 at rate 100;
+# in the parallel suite up to 106).
+TRANSIT = 10
 
 
 @pytest.fixture
