@@ -187,8 +187,9 @@ def test_three_workers_one_killed_nobody_twice(
     # in), where the contract wants it. Between a grant and its arrival lie the worker's
     # event loop, loopback HTTP and the fake's own loop, a few milliseconds that vary from
     # request to request on this shared 2-core machine: TRANSIT allows for that much
-    # bunching (measured: 101-103 at rate 100; before the dispatcher claimed rows ahead of
-    # the grant, and with the fake inside the test's process, 110-127).
+    # bunching (before the dispatcher claimed rows ahead of the grant, and with the fake
+    # inside the test's process: 110-127). The contract's rate + burst (101) is not held
+    # strictly at the fake: see benchmarks/README.md.
     worst = _e2e.worst_window(times)
     assert worst <= RATE + 1 + TRANSIT, f"worst 1 s window at the fake: {worst} requests"
     print(
