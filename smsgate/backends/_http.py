@@ -73,6 +73,7 @@ from ..exceptions import (
     RateLimitedError,
     SmsGateError,
 )
+from ._form import encode_form
 from ._h11_transport import H11Transport
 from ._httpx_transport import HttpxTransport
 from ._transport import HttpAnswer, ResponseTooLarge, Transport, TransportName
@@ -97,8 +98,6 @@ USER_AGENT = f"smsgate/{__version__}"
 MAX_CONNECTIONS = 10_000
 #: The longest timeout accepted, seconds (a day: anything longer is a mistake).
 MAX_TIMEOUT = 86_400.0
-_QUOTE_CACHE = 512  # distinct values kept per gateway at most
-_QUOTE_MAX = 2048  # longer values are encoded each time (a text is at most 2,000 chars)
 _TRANSPORTS: tuple[TransportName, ...] = ("auto", "aiohttp", "httpx", "h11")
 
 #: The old name of :class:`~smsgate._redact.Redactor` (``Scrubber.of(secrets)``).
@@ -109,25 +108,6 @@ _HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
 _PLAIN_HEADERS = MappingProxyType(_HEADERS)
 _FORM_HEADERS = MappingProxyType({**_HEADERS, "Content-Type": "application/x-www-form-urlencoded"})
 _JSON_HEADERS = MappingProxyType({**_HEADERS, "Content-Type": "application/json"})
-
-# Each byte to what ``urllib.parse.quote_plus`` writes for it: unreserved characters as
-# they are, a space as "+", any other byte as "%XX".
-_UNRESERVED = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~"
-_FORM_BYTES = tuple(
-    "+" if byte == 0x20 else chr(byte) if byte in _UNRESERVED else f"%{byte:02X}"
-    for byte in range(256)
-)
-
-
-def form_quote(text: str) -> str:
-    """``urllib.parse.quote_plus(text)``, the same string, in one ``str.translate``.
-
-    The UTF-8 bytes of the text become one character each (Latin-1), which the table
-    maps; a lone surrogate raises ``UnicodeEncodeError`` as ``quote_plus`` does.
-    """
-    if not text.isascii():
-        text = text.encode("utf-8").decode("latin-1")
-    return text.translate(_FORM_BYTES)
 
 
 class _State(enum.Enum):
@@ -440,29 +420,9 @@ class HttpGateway:
         return answer
 
     def _encode_form(self, data: Mapping[str, object]) -> bytes:
-        """``urlencode(data)``, the bytes httpx sends for ``data=``.
-
-        Field names, the credentials, the op, the line and a campaign's text repeat on
-        every request: values are encoded once per *gateway* (:func:`form_quote` for the
-        others). The cache lives and dies with the gateway (cleared by :meth:`aclose`,
-        bounded in size); no process-wide cache keeps a password or a text.
-        """
-        cache = self._quoted
-        if len(cache) > _QUOTE_CACHE:
-            cache.clear()
-        pairs = []
-        for key, value in data.items():
-            text = value if isinstance(value, str) else str(value)
-            name = cache.get(key)
-            if name is None:
-                name = cache[key] = form_quote(key)
-            quoted = cache.get(text) if len(text) <= _QUOTE_MAX else None
-            if quoted is None:
-                quoted = form_quote(text)
-                if len(text) <= _QUOTE_MAX:
-                    cache[text] = quoted
-            pairs.append(name + "=" + quoted)
-        return "&".join(pairs).encode("ascii")
+        """``urlencode(data)``, the bytes httpx sends for ``data=``, with this gateway's
+        cache of encoded values (``_form``; emptied by :meth:`aclose`)."""
+        return encode_form(data, self._quoted)
 
     def _map_error(self, exc: BaseException, *, idempotent: bool) -> SmsGateError:
         """THE classification of a transport failure (see the module docstring)."""

@@ -72,7 +72,8 @@ CONNECTION_STREAK = 3
 
 
 class Sender(JobState):
-    """The send path of one run of a job (``_job.Job`` adds the reading)."""
+    """The send path of one run of a job (``_reading.Reader`` adds the reading, and
+    ``_job.Job`` the workers, the stop and the send window)."""
 
     windows: list[SendWindow | None]  # each route's send window (``_job.Job`` sets it)
 

@@ -424,7 +424,7 @@ def test_form_quote_is_quote_plus() -> None:
     from hypothesis import given
     from hypothesis import strategies as st
 
-    from smsgate.backends._http import form_quote
+    from smsgate.backends._form import form_quote
 
     @given(st.text(alphabet=st.characters(exclude_categories=["Cs"])))
     def same(text: str) -> None:
