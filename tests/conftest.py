@@ -64,9 +64,9 @@ def _shared_server() -> Iterator[tuple[_Forward, LoopbackServer]]:
 def serve_shared(
     _shared_server: tuple[_Forward, LoopbackServer],
 ) -> Iterator[Callable[[Any], LoopbackServer]]:
-    """``server = serve_shared(app)``: ``app`` served on 127.0.0.1 by uvicorn, one server for
-    the whole session (stopping a server costs ~0.2 s: uvicorn polls its exit flag). The app
-    is this test's alone: it is removed afterwards. Not for a test that stops the server or
+    """``server = serve_shared(app)``: ``app`` served on 127.0.0.1 by uvicorn, one server per
+    test process (stopping a server costs ~0.2 s: uvicorn polls its exit flag). The app is
+    this test's alone: it is removed afterwards. Not for a test that stops the server or
     needs uvicorn options of its own."""
     forward, server = _shared_server
 
